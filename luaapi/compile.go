@@ -1,0 +1,67 @@
+package luaapi
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+// Compile parses and compiles Lua source. name becomes the chunk name, so
+// every error and traceback of the code reads "name:line:". The result is
+// immutable and may be shared by any number of states.
+func Compile(src, name string) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(strings.NewReader(src), name)
+	if err != nil {
+		return nil, &SyntaxError{Source: name, Err: err}
+	}
+	if chunk == nil {
+		return nil, &SyntaxError{Source: name, Err: fmt.Errorf("the parser gave up")}
+	}
+	proto, err := lua.Compile(chunk, name)
+	if err != nil {
+		return nil, &SyntaxError{Source: name, Err: err}
+	}
+	return proto, nil
+}
+
+// CompileFile reads and compiles the Lua file at path, named by path.
+func CompileFile(path string) (*lua.FunctionProto, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(string(src), path)
+}
+
+// SyntaxError is a script that does not compile.
+type SyntaxError struct {
+	Source string
+	Err    error
+}
+
+func (e *SyntaxError) Error() string {
+	if pe := (*parse.Error)(nil); errors.As(e.Err, &pe) {
+		return fmt.Sprintf("%s:%d: syntax error near '%s' (column %d)", e.Source, pe.Pos.Line, pe.Token, pe.Pos.Column)
+	}
+	if ce := (*lua.CompileError)(nil); errors.As(e.Err, &ce) {
+		return fmt.Sprintf("%s:%d: %s", e.Source, ce.Line, ce.Message)
+	}
+	return fmt.Sprintf("%s: %v", e.Source, e.Err)
+}
+
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+func mustCompile(src, name string) *lua.FunctionProto {
+	p, err := Compile(src, name)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// preludeProto is immutable once compiled and shared by every state.
+var preludeProto = mustCompile(preludeSource, "=luamods")

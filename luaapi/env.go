@@ -1,0 +1,99 @@
+package luaapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Env is the world outside Lua as a module's api table sees it. The engine
+// builds one per module; every field but Registrar may be shared by states.
+type Env struct {
+	ServerName    string
+	PublicBaseURL string
+	Logger        *slog.Logger  // nil: slog.Default()
+	Host          Host          // homeserver-backed methods; nil: "no homeserver attached"
+	HTTP          *HTTPClient   // api.http_client; nil: every request fails
+	Clock         Clock         // nil: the real clock
+	Catalog       Catalog       // the callback categories api.register_*_callbacks offers
+	Registrar     Registrar     // where init's registrations go; nil: registering fails
+	Caches        CacheProvider // api.cached; nil: api.cached fails
+	MaxStringSize int           // cap of string.rep results; 0: DefaultMaxStringSize
+
+	// Compile compiles files for require; nil compiles them every time.
+	Compile func(path string) (*lua.FunctionProto, error)
+}
+
+func (e *Env) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
+}
+
+func (e *Env) clock() Clock {
+	if e.Clock != nil {
+		return e.Clock
+	}
+	return RealClock{}
+}
+
+func (e *Env) compile(path string) (*lua.FunctionProto, error) {
+	if e.Compile != nil {
+		return e.Compile(path)
+	}
+	return CompileFile(path)
+}
+
+// Clock is the time source of api.sleep, the background calls and
+// api.get_current_time_msec. Tests substitute a virtual clock.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine after d; stop cancels it.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
+// AfterFunc is time.AfterFunc.
+func (RealClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
+// Catalog tells the api table which callback categories exist.
+type Catalog interface {
+	// Categories lists the categories, each offered as
+	// api.register_<category>_callbacks.
+	Categories() []string
+}
+
+// CallbackRegistration is one callback a module registered.
+type CallbackRegistration struct {
+	Category string
+	Name     string
+	Key      string   // for keyed callbacks (auth_checkers): the key, such as a login type
+	Fields   []string // for keyed callbacks: the declared fields
+	Entry    Entry    // what to pass to State.Call to run it
+	Where    string   // "file:line" where the function is defined
+}
+
+// Registrar receives what a module registers during init. Its errors are
+// raised in Lua at the registering line, so they reach the operator with the
+// module's file and line.
+type Registrar interface {
+	RegisterCallbacks(category string, callbacks []CallbackRegistration) error
+	RegisterWebResource(path string, methods []string, entries map[string]Entry, where string) error
+}
+
+// Host is the homeserver behind the homeserver-backed api methods
+// (api.get_room_state, api.account_data_manager.get_global, …). method is
+// the api name ("get_room_state", "account_data_manager.put_global"); args and
+// the result are JSON-like values. Calls run off the owner goroutine, so a
+// Host may block until ctx is done.
+type Host interface {
+	CallHost(ctx context.Context, method string, args []any) (any, error)
+}

@@ -1,0 +1,122 @@
+package luaapi
+
+import (
+	"context"
+	"fmt"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Load runs the module's compiled chunk and checks that it returns a table
+// with an init function (design §2).
+func (s *State) Load(ctx context.Context, proto *lua.FunctionProto) error {
+	_, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		return L.NewFunctionFromProto(proto), nil, nil
+	}, func(L *lua.LState, vals []lua.LValue) ([]any, error) {
+		m, ok := vals[0].(*lua.LTable)
+		if !ok {
+			return nil, &ScriptError{Module: s.opts.Module, Source: proto.SourceName,
+				Message: fmt.Sprintf("the module must return a table (local M = {} ... return M), not a %s", vals[0].Type())}
+		}
+		if _, ok := m.RawGetString("init").(*lua.LFunction); !ok {
+			return nil, &ScriptError{Module: s.opts.Module, Source: proto.SourceName,
+				Message: "the module table has no init function (function M.init(api, config) ... end)"}
+		}
+		s.module = m
+		return nil, nil
+	})
+	return err
+}
+
+// ParseConfig runs M.parse_config(config, api) when the module has one and
+// keeps its result as the config init receives; without one, init gets
+// config itself. Registration is not allowed here.
+func (s *State) ParseConfig(ctx context.Context, config any) error {
+	var fn *lua.LFunction
+	var cfg lua.LValue
+	var err error
+	if !s.Do(ctx, func(L *lua.LState) {
+		if cfg, err = ToLua(L, config); err != nil {
+			return
+		}
+		L.SetField(L.Get(lua.RegistryIndex), "luamods.config", cfg)
+		fn, _ = s.module.RawGetString("parse_config").(*lua.LFunction)
+	}) {
+		return s.abandoned(ctx)
+	}
+	if err != nil || fn == nil {
+		return err
+	}
+	_, err = s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		return fn, []lua.LValue{cfg, s.API()}, nil
+	}, func(L *lua.LState, vals []lua.LValue) ([]any, error) {
+		L.SetField(L.Get(lua.RegistryIndex), "luamods.config", vals[0])
+		return nil, nil
+	})
+	return err
+}
+
+// Init runs M.init(api, config), the only time registration is allowed.
+func (s *State) Init(ctx context.Context, reg Registrar) error {
+	_, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		s.phase = phaseInit
+		s.opts.Env.Registrar = reg
+		fn := s.module.RawGetString("init").(*lua.LFunction)
+		return fn, []lua.LValue{s.API(), L.GetField(L.Get(lua.RegistryIndex), "luamods.config")}, nil
+	}, func(*lua.LState, []lua.LValue) ([]any, error) {
+		s.phase = phaseServe
+		return nil, nil
+	})
+	if err != nil {
+		s.Do(context.Background(), func(*lua.LState) { s.phase = phaseServe })
+	}
+	return err
+}
+
+// Do runs f on the owner goroutine and waits for it. f may use L freely but
+// must not yield. It reports false when the state closed or ctx ended first.
+func (s *State) Do(ctx context.Context, f func(L *lua.LState)) bool {
+	done := make(chan struct{})
+	if !s.post(ctx, func() { f(s.L); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.stopped:
+		return false
+	}
+}
+
+// Eval compiles src as a chunk named name and runs it in the state with
+// `api` and `M` (the module table) in scope. An expression is evaluated and
+// its values returned; a statement returns what it returns.
+func (s *State) Eval(ctx context.Context, name, src string) ([]string, error) {
+	proto, err := Compile("return "+src, name)
+	if err != nil {
+		proto, err = Compile(src, name)
+		if err != nil {
+			return nil, err
+		}
+	}
+	vals, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		L.SetGlobal("api", s.API())
+		if s.module != nil {
+			L.SetGlobal("M", s.module)
+		}
+		return L.NewFunctionFromProto(proto), nil, nil
+	}, func(L *lua.LState, vals []lua.LValue) ([]any, error) {
+		out := make([]any, len(vals))
+		for i, v := range vals {
+			out[i] = Describe(v)
+		}
+		return out, nil
+	})
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = v.(string)
+	}
+	return out, err
+}

@@ -1,0 +1,168 @@
+package luaapi
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// DefaultMaxStringSize caps strings built by string.rep (and other capped
+// builtins) when Env.MaxStringSize is zero: gopher-lua cannot interrupt a
+// single builtin, so its size is the only bound (gopherlua.md §1.6).
+const DefaultMaxStringSize = 16 << 20
+
+// sandboxRemoved are the base functions a sandboxed module never sees
+// (design §4): they read files, compile code at run time, reach other
+// functions' environments, or stop the whole process for a GC.
+var sandboxRemoved = []string{
+	"dofile", "loadfile", "load", "loadstring", "getfenv", "setfenv",
+	"collectgarbage", "module", "require", "newproxy", "_printregs", "print",
+}
+
+// sandboxOS is what a sandboxed module keeps of the os library.
+var sandboxOS = []string{"time", "clock", "date", "difftime"}
+
+// openLibs opens the standard library the module may use and replaces the
+// functions that must behave differently in luamods.
+func (s *State) openLibs() error {
+	L := s.L
+	if s.opts.Sandbox {
+		for _, open := range []lua.LGFunction{lua.OpenBase, lua.OpenTable, lua.OpenString, lua.OpenMath, lua.OpenOs} {
+			open(L)
+		}
+		L.SetTop(0)
+		for _, name := range sandboxRemoved {
+			L.SetGlobal(name, lua.LNil)
+		}
+		full := L.GetGlobal("os").(*lua.LTable)
+		os := L.CreateTable(0, len(sandboxOS))
+		for _, name := range sandboxOS {
+			os.RawSetString(name, full.RawGetString(name))
+		}
+		L.SetGlobal("os", os)
+	} else {
+		L.OpenLibs()
+		L.SetTop(0)
+	}
+	str := L.GetGlobal("string").(*lua.LTable)
+	str.RawSetString("rep", L.NewFunction(s.stringRep))
+	str.RawSetString("dump", lua.LNil)
+	L.SetGlobal("print", L.NewFunction(s.print))
+	L.SetGlobal("require", L.NewFunction(s.require))
+	L.SetField(L.Get(lua.RegistryIndex), "luamods.loaded", L.CreateTable(0, 4))
+	return s.installPrelude()
+}
+
+// installPrelude replaces pcall and xpcall with versions that let the
+// protected function wait on Go.
+func (s *State) installPrelude() error {
+	L := s.L
+	L.Push(L.NewFunctionFromProto(preludeProto))
+	L.Push(L.NewFunction(basePcall))
+	L.Push(L.NewFunction(baseXpcall))
+	L.Push(L.GetGlobal("error"))
+	if err := L.PCall(3, 3, nil); err != nil {
+		return fmt.Errorf("luaapi: prelude: %w", err)
+	}
+	L.SetGlobal("pcall", L.Get(-3))
+	L.SetGlobal("xpcall", L.Get(-2))
+	s.wrapAsync = L.Get(-1).(*lua.LFunction)
+	L.Pop(3)
+	return nil
+}
+
+// asyncLua returns the Lua function a module calls for an asynchronous api
+// function: the raw Go function wrapped by the prelude.
+func (s *State) asyncLua(name string, parse func(L *lua.LState) (AsyncFunc, error)) *lua.LFunction {
+	L := s.L
+	L.Push(s.wrapAsync)
+	L.Push(L.NewFunction(asyncFunction(name, parse)))
+	L.Call(1, 1)
+	fn := L.Get(-1).(*lua.LFunction)
+	L.Pop(1)
+	return fn
+}
+
+func (s *State) maxString() int {
+	if n := s.opts.Env.MaxStringSize; n > 0 {
+		return n
+	}
+	return DefaultMaxStringSize
+}
+
+// stringRep is string.rep(s, n [, sep]) refusing results over the size cap.
+func (s *State) stringRep(L *lua.LState) int {
+	str := L.CheckString(1)
+	n := L.CheckInt(2)
+	sep := L.OptString(3, "")
+	if n <= 0 {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	size := int64(len(str))*int64(n) + int64(len(sep))*int64(n-1)
+	if size > int64(s.maxString()) {
+		L.RaiseError("string.rep: result of %d bytes is over the limit of %d bytes", size, s.maxString())
+	}
+	var b strings.Builder
+	b.Grow(int(size))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(str)
+	}
+	L.Push(lua.LString(b.String()))
+	return 1
+}
+
+// print writes its arguments to the module's log at info level.
+func (s *State) print(L *lua.LState) int {
+	parts := make([]string, L.GetTop())
+	for i := range parts {
+		parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+	}
+	s.log.Info(strings.Join(parts, "\t"), "source", "print")
+	return 0
+}
+
+var requireName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// require(name) loads name (a.b → a/b.lua) from the module's own folder,
+// once per state, and returns what the file returns (true if nothing).
+func (s *State) require(L *lua.LState) int {
+	name := L.CheckString(1)
+	loaded := L.GetField(L.Get(lua.RegistryIndex), "luamods.loaded").(*lua.LTable)
+	if v := loaded.RawGetString(name); v != lua.LNil {
+		L.Push(v)
+		return 1
+	}
+	if !requireName.MatchString(name) {
+		L.RaiseError("require: %q is not a module name (letters, digits, _ and dots)", name)
+	}
+	if s.opts.Dir == "" {
+		L.RaiseError("require: module %s has no folder to load %q from", s.opts.Module, name)
+	}
+	path := filepath.Join(s.opts.Dir, filepath.FromSlash(strings.ReplaceAll(name, ".", "/"))+".lua")
+	if _, err := os.Stat(path); err != nil {
+		L.RaiseError("require: module %q not found: no file %s", name, path)
+	}
+	proto, err := s.opts.Env.compile(path)
+	if err != nil {
+		L.RaiseError("require: %v", err)
+	}
+	L.Push(L.NewFunctionFromProto(proto))
+	L.Push(lua.LString(name))
+	L.Call(1, 1)
+	v := L.Get(-1)
+	L.Pop(1)
+	if v == lua.LNil {
+		v = lua.LTrue
+	}
+	loaded.RawSetString(name, v)
+	L.Push(v)
+	return 1
+}

@@ -1,0 +1,220 @@
+package luaapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"regexp"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// logTable is api.log: debug, info, warn (alias warning) and error, each
+// log(fmt, ...) formatted like string.format, with the module name attached.
+func (s *State) logTable() *lua.LTable {
+	L := s.L
+	t := L.CreateTable(0, 5)
+	format := L.GetField(L.GetGlobal("string"), "format")
+	for _, lvl := range []struct {
+		name  string
+		level slog.Level
+	}{{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"warning", slog.LevelWarn}, {"error", slog.LevelError}} {
+		level := lvl.level
+		t.RawSetString(lvl.name, L.NewFunction(func(L *lua.LState) int {
+			msg := L.ToStringMeta(L.Get(1)).String()
+			if L.GetTop() > 1 {
+				L.Insert(format, 1)
+				L.Call(L.GetTop()-1, 1)
+				msg = L.ToStringMeta(L.Get(-1)).String()
+			}
+			s.log.Log(nil, level, msg, "where", trimWhere(L.Where(1)))
+			return 0
+		}))
+	}
+	return t
+}
+
+func trimWhere(w string) string {
+	if n := len(w); n >= 2 && w[n-2:] == ": " {
+		return w[:n-2]
+	}
+	return w
+}
+
+// jsonTable is api.json: encode(value), decode(string), array([t]).
+func (s *State) jsonTable() *lua.LTable {
+	L := s.L
+	t := L.CreateTable(0, 3)
+	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
+		v, err := FromLua(L.Get(1))
+		if err != nil {
+			L.RaiseError("json.encode: %v", err)
+		}
+		b, err := EncodeJSON(v)
+		if err != nil {
+			L.RaiseError("json.encode: %v", err)
+		}
+		L.Push(lua.LString(b))
+		return 1
+	}))
+	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
+		v, err := DecodeJSON([]byte(L.CheckString(1)))
+		if err != nil {
+			L.RaiseError("json.decode: %v", err)
+		}
+		lv, err := ToLua(L, v)
+		if err != nil {
+			L.RaiseError("json.decode: %v", err)
+		}
+		L.Push(lv)
+		return 1
+	}))
+	t.RawSetString("array", L.NewFunction(func(L *lua.LState) int {
+		arr, ok := L.Get(1).(*lua.LTable)
+		if !ok {
+			arr = L.CreateTable(0, 0)
+		}
+		markArray(L, arr)
+		L.Push(arr)
+		return 1
+	}))
+	return t
+}
+
+// EncodeJSON encodes a JSON-like value without escaping <, > and &.
+func EncodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// DecodeJSON decodes one JSON value, keeping numbers exact (json.Number) so
+// that integers beyond 2^53 reach Lua as strings.
+func DecodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("unexpected data after the JSON value")
+	}
+	return v, nil
+}
+
+// regexTable is api.regex: compile(pattern) → object with :search(s),
+// :match(s), :fullmatch(s) and :findall(s) (Go RE2 syntax).
+func (s *State) regexTable() *lua.LTable {
+	L := s.L
+	meta := L.CreateTable(0, 2)
+	methods := L.CreateTable(0, 4)
+	methods.RawSetString("search", L.NewFunction(regexMethod(func(r *compiledRegex) *regexp.Regexp { return r.re })))
+	methods.RawSetString("match", L.NewFunction(regexMethod(func(r *compiledRegex) *regexp.Regexp { return r.prefix })))
+	methods.RawSetString("fullmatch", L.NewFunction(regexMethod(func(r *compiledRegex) *regexp.Regexp { return r.full })))
+	methods.RawSetString("findall", L.NewFunction(func(L *lua.LState) int {
+		re := checkRegex(L).re
+		all := re.FindAllString(L.CheckString(2), -1)
+		t := L.CreateTable(len(all), 0)
+		for _, m := range all {
+			t.Append(lua.LString(m))
+		}
+		L.Push(t)
+		return 1
+	}))
+	meta.RawSetString("__index", methods)
+	meta.RawSetString("__metatable", lua.LString("regex"))
+	t := L.CreateTable(0, 1)
+	t.RawSetString("compile", L.NewFunction(func(L *lua.LState) int {
+		pattern := L.CheckString(1)
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			L.RaiseError("regex.compile: invalid pattern %q: %v", pattern, err)
+		}
+		ud := L.NewUserData()
+		ud.Value = &compiledRegex{
+			re:     re,
+			prefix: regexp.MustCompile(`^(?:` + pattern + `)`),
+			full:   regexp.MustCompile(`^(?:` + pattern + `)$`),
+		}
+		ud.Metatable = meta
+		L.Push(ud)
+		return 1
+	}))
+	return t
+}
+
+// compiledRegex is a pattern with its anchored forms for match and fullmatch.
+type compiledRegex struct {
+	re, prefix, full *regexp.Regexp
+}
+
+func checkRegex(L *lua.LState) *compiledRegex {
+	ud := L.CheckUserData(1)
+	re, ok := ud.Value.(*compiledRegex)
+	if !ok {
+		L.ArgError(1, "regex expected (call methods with ':')")
+	}
+	return re
+}
+
+// regexMethod returns nil on no match, else a match table:
+// {text = whole match, start = 1-based start, ["end"] = end, groups = {...},
+// named = {name = text}}. Unmatched groups are false.
+func regexMethod(pick func(*compiledRegex) *regexp.Regexp) lua.LGFunction {
+	return func(L *lua.LState) int {
+		re := pick(checkRegex(L))
+		str := L.CheckString(2)
+		m := re.FindStringSubmatchIndex(str)
+		if m == nil {
+			L.Push(lua.LNil)
+			return 1
+		}
+		res := L.CreateTable(0, 5)
+		res.RawSetString("text", lua.LString(str[m[0]:m[1]]))
+		res.RawSetString("start", lua.LNumber(m[0]+1))
+		res.RawSetString("end", lua.LNumber(m[1]))
+		groups := L.CreateTable(re.NumSubexp(), 0)
+		named := L.CreateTable(0, 0)
+		for i := 1; i <= re.NumSubexp(); i++ {
+			var v lua.LValue = lua.LFalse
+			if m[2*i] >= 0 {
+				v = lua.LString(str[m[2*i]:m[2*i+1]])
+			}
+			groups.Append(v)
+			if name := re.SubexpNames()[i]; name != "" {
+				named.RawSetString(name, v)
+			}
+		}
+		res.RawSetString("groups", groups)
+		res.RawSetString("named", named)
+		L.Push(res)
+		return 1
+	}
+}
+
+// Describe renders a Lua value for people: JSON for data, "function
+// (file:line)" for functions, tostring otherwise.
+func Describe(v lua.LValue) string {
+	switch x := v.(type) {
+	case lua.LString:
+		b, _ := EncodeJSON(string(x))
+		return string(b)
+	case *lua.LFunction:
+		return "function (" + definedAt(x) + ")"
+	case *lua.LTable:
+		if g, err := FromLua(x); err == nil {
+			if b, err := EncodeJSON(g); err == nil {
+				return string(b)
+			}
+		}
+		return x.String()
+	default:
+		return v.String()
+	}
+}
