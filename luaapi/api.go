@@ -160,7 +160,7 @@ func (s *State) requireInit(L *lua.LState, what string) {
 	if s.phase != phaseInit {
 		L.RaiseError("%s: registration is only allowed in the module's init function", what)
 	}
-	if s.opts.Env.Registrar == nil {
+	if s.reg == nil {
 		L.RaiseError("%s: nothing to register with", what)
 	}
 }
@@ -195,7 +195,7 @@ func (s *State) registerCallbacks(category string) lua.LGFunction {
 				L.RaiseError("%s: callback %s must be a function, not a %s", what, name, v.Type())
 			}
 		}
-		if err := s.opts.Env.Registrar.RegisterCallbacks(category, regs); err != nil {
+		if err := s.reg.RegisterCallbacks(category, regs); err != nil {
 			L.RaiseError("%s: %v", what, err)
 		}
 		for k, fn := range entries {
@@ -303,7 +303,7 @@ func (s *State) apiRegisterWebResource(L *lua.LState) int {
 	default:
 		L.RaiseError("%s: %q: handler must be a function or a table of method → function, not a %s", what, path, L.Get(2).Type())
 	}
-	if err := s.opts.Env.Registrar.RegisterWebResource(path, methods, entries, where); err != nil {
+	if err := s.reg.RegisterWebResource(path, methods, entries, where); err != nil {
 		L.RaiseError("%s: %v", what, err)
 	}
 	for k, fn := range fns {

@@ -9,7 +9,8 @@ import (
 )
 
 // Env is the world outside Lua as a module's api table sees it. The engine
-// builds one per module; every field but Registrar may be shared by states.
+// builds one per module; its states share it, and it must not change once a
+// state uses it.
 type Env struct {
 	ServerName    string
 	PublicBaseURL string
@@ -18,7 +19,6 @@ type Env struct {
 	HTTP          *HTTPClient   // api.http_client; nil: every request fails
 	Clock         Clock         // nil: the real clock
 	Catalog       Catalog       // the callback categories api.register_*_callbacks offers
-	Registrar     Registrar     // where init's registrations go; nil: registering fails
 	Caches        CacheProvider // api.cached; nil: api.cached fails
 	MaxStringSize int           // cap of string.rep results; 0: DefaultMaxStringSize
 

@@ -60,15 +60,15 @@ func (s *State) ParseConfig(ctx context.Context, config any) error {
 func (s *State) Init(ctx context.Context, reg Registrar) error {
 	_, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
 		s.phase = phaseInit
-		s.opts.Env.Registrar = reg
+		s.reg = reg
 		fn := s.module.RawGetString("init").(*lua.LFunction)
 		return fn, []lua.LValue{s.API(), L.GetField(L.Get(lua.RegistryIndex), "luamods.config")}, nil
 	}, func(*lua.LState, []lua.LValue) ([]any, error) {
-		s.phase = phaseServe
+		s.phase, s.reg = phaseServe, nil
 		return nil, nil
 	})
 	if err != nil {
-		s.Do(context.Background(), func(*lua.LState) { s.phase = phaseServe })
+		s.Do(context.Background(), func(*lua.LState) { s.phase, s.reg = phaseServe, nil })
 	}
 	return err
 }

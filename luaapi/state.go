@@ -58,23 +58,24 @@ type State struct {
 	inflight atomic.Int64 // calls started and not yet finished
 
 	// Owner-goroutine-only fields.
-	module   *lua.LTable
-	entries  map[string]*lua.LFunction
-	idle     []*lua.LState
-	timers   map[int]*timer
-	nextID   int
-	phase    phase
+	module    *lua.LTable
+	entries   map[string]*lua.LFunction
+	idle      []*lua.LState
+	timers    map[int]*timer
+	nextID    int
+	phase     phase
 	flights   map[int]func(any, error) // cache computations led by calls in flight
 	current   *call                    // the call being resumed
 	wrapAsync *lua.LFunction
+	reg       Registrar // set for the duration of Init
 }
 
 type phase int
 
 const (
-	phaseLoad   phase = iota // running the chunk and parse_config
-	phaseInit                // running init: registration allowed
-	phaseServe               // serving calls
+	phaseLoad  phase = iota // running the chunk and parse_config
+	phaseInit               // running init: registration allowed
+	phaseServe              // serving calls
 	phaseClosed
 )
 

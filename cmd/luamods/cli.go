@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"luamods/engine"
+	"luamods/httpbridge"
+	"luamods/luaapi"
+	"luamods/scripts"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// exitError carries an exit code through cobra.
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+
+// run is the whole program, so that tests can drive it.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := &cobra.Command{
+		Use:           "luamods",
+		Short:         "Lua modules for servers, with Synapse's module API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(serveCmd(), checkCmd(), callCmd(), reloadCmd(), replCmd(), versionCmd())
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "luamods:", err)
+	var ce *codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	if strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg(s)") {
+		return exitUsage
+	}
+	return exitError
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// configPath resolves -c: the flag, else ./luamods.yaml, else the shipped
+// default configuration written to a temporary folder (cleanup removes it).
+func configPath(flag string, stderr io.Writer) (path string, cleanup func(), err error) {
+	if flag != "" {
+		return flag, func() {}, nil
+	}
+	if _, err := os.Stat("luamods.yaml"); err == nil {
+		return "luamods.yaml", func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "luamods-default-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	if err := os.CopyFS(dir, scripts.Default); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	fmt.Fprintf(stderr, "luamods: no -c and no ./luamods.yaml: running the shipped default configuration (%s)\n", filepath.Join(dir, "luamods.yaml"))
+	return filepath.Join(dir, "luamods.yaml"), cleanup, nil
+}
+
+var _ fs.FS = scripts.Default
+
+func checkCmd() *cobra.Command {
+	var cfg string
+	cmd := &cobra.Command{
+		Use:   "check -c FILE",
+		Short: "Load the configuration and every module as serving would, then exit (like nginx -t)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			eng, err := engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
+			if err != nil {
+				return &codedError{exitError, fmt.Errorf("%s: configuration has errors:\n%w", path, err)}
+			}
+			defer eng.Close()
+			gen := eng.Current()
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK: %d modules, %d callbacks, %d routes\n", path, len(gen.Modules), len(gen.CallbackNames()), len(gen.Routes()))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	return cmd
+}
+
+func callCmd() *cobra.Command {
+	var cfg string
+	cmd := &cobra.Command{
+		Use:   "call -c FILE CATEGORY.CALLBACK [JSON-ARG ...]",
+		Short: "Invoke a callback on every module that registered it and print the combined result as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			callArgs := make([]any, 0, len(args)-1)
+			for i, a := range args[1:] {
+				v, err := luaapi.DecodeJSON([]byte(a))
+				if err != nil {
+					return &codedError{exitUsage, fmt.Errorf("argument %d is not one JSON value: %v", i+1, err)}
+				}
+				callArgs = append(callArgs, v)
+			}
+			eng, err := engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			res, err := eng.Invoke(cmd.Context(), args[0], callArgs...)
+			if err != nil {
+				return err
+			}
+			out, err := luaapi.EncodeJSON(res)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "luamods", engine.Version)
+		},
+	}
+}
+
+func reloadCmd() *cobra.Command {
+	var cfg string
+	cmd := &cobra.Command{
+		Use:   "reload -c FILE",
+		Short: "Ask the running luamods serve to reload (POST /_luamods/v1/reload) and print the answer",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			c, err := engine.LoadConfig(path)
+			if err != nil {
+				return err
+			}
+			body, err := adminRequest(cmd.Context(), c, "POST", "/_luamods/v1/reload")
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(string(body)))
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	return cmd
+}
+
+var _ = httpbridge.New
+var _ = context.Background

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"luamods/engine"
+	"luamods/httpbridge"
+)
+
+// shutdownGrace is how long in-flight requests get after SIGTERM/SIGINT.
+const shutdownGrace = 30 * time.Second
+
+func serveCmd() *cobra.Command {
+	var cfg string
+	cmd := &cobra.Command{
+		Use:   "serve [-c luamods.yaml]",
+		Short: "Run the modules: web resources, the admin and invoke API, /metrics and /health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			return serve(cmd.Context(), path, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml, else the shipped default)")
+	return cmd
+}
+
+func serve(ctx context.Context, path string, stderr io.Writer) error {
+	level := "info"
+	if c, err := engine.LoadConfig(path); err == nil && c.LogLevel != "" {
+		level = c.LogLevel
+	}
+	log := newLogger(stderr, level)
+	// Signals are caught before loading so that none is lost meanwhile.
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	eng, err := engine.New(ctx, engine.Options{ConfigPath: path, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	gen := eng.Current()
+	for _, m := range gen.Modules {
+		log.Info("loaded module", "module", m.Name, "file", m.File, "states", len(m.States()), "callbacks", len(m.Callbacks))
+	}
+	for _, r := range gen.Routes() {
+		log.Info("route", "path", r.Path, "module", r.Module.Name, "methods", allow(r.Methods), "handler", r.Where)
+	}
+	if gen.Config.AdminToken == "" {
+		log.Warn("the admin API (/_luamods/v1) is off: no admin_token or admin_token_file in the configuration")
+	}
+
+	srv := httpbridge.NewServer(httpbridge.New(eng))
+	ln, err := net.Listen("tcp", gen.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", gen.Config.Listen, err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "generation", gen.ID)
+	serveErr := make(chan error, 1)
+	go func() {
+		srv.Listener = ln
+		serveErr <- srv.Start("")
+	}()
+
+	for {
+		select {
+		case err := <-serveErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				report, err := eng.Reload(ctx)
+				if err != nil {
+					log.Error("reload failed; the previous modules keep serving", "error", err.Error())
+				} else if report.Unchanged {
+					log.Info("reload: nothing changed")
+				}
+				continue
+			}
+			log.Info("shutting down: finishing requests in flight", "signal", sig.String(), "grace", shutdownGrace.String())
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			go func() {
+				// A second signal forces the exit.
+				select {
+				case <-signals:
+					cancel()
+				case <-sctx.Done():
+				}
+			}()
+			err := httpbridge.Shutdown(sctx, srv)
+			cancel()
+			return err
+		}
+	}
+}
+
+func allow(methods []string) string {
+	if len(methods) == 0 {
+		return "*"
+	}
+	return fmt.Sprint(methods)
+}
+
+// adminRequest calls the admin API of the luamods serve that c configures.
+func adminRequest(ctx context.Context, c *engine.Config, method, path string) ([]byte, error) {
+	if c.AdminToken == "" {
+		return nil, errors.New("the configuration has no admin_token or admin_token_file: the admin API is off")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Listen+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	client := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return body, nil
+}

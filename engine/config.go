@@ -1,0 +1,511 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"luamods/luaapi"
+)
+
+// Config is luamods.yaml (design §2). The zero value of each optional field
+// means its default.
+type Config struct {
+	Path           string         // the file it was read from; module paths are relative to its folder
+	ServerName     string         // server_name → api.server_name
+	PublicBaseURL  string         // public_baseurl → api.public_baseurl
+	Listen         string         // listen; default 127.0.0.1:8008
+	AdminToken     string         // admin_token, or read from admin_token_file
+	ModulePath     []string       // module_path: folders searched for dotted module names; default the config's folder
+	IPBlocklist    []string       // ip_range_blocklist; default luaapi.DefaultBlocklist
+	IPAllowlist    []string       // ip_range_allowlist
+	MaxRequestBody int64          // max_request_body; default 10 MiB
+	Redis          *RedisConfig   // cache.redis: invalidations fan out through Redis
+	LogLevel       string         // log_level: debug, info, warn, error; default info
+	Modules        []ModuleConfig // modules, in order
+
+	raw []byte // the file's bytes, for change detection
+}
+
+// RedisConfig is cache.redis.
+type RedisConfig struct {
+	Addr     string
+	Password string
+	DB       int
+	Channel  string // default "luamods:invalidate"
+}
+
+// ModuleConfig is one entry of modules:.
+type ModuleConfig struct {
+	Module    string        // module: a .lua path or a dotted name
+	Config    any           // config: passed to parse_config/init; missing or empty: {}
+	Instances int           // instances: Lua states; default 1
+	Timeout   time.Duration // timeout: deadline of each call; default 5 s
+	Sandbox   bool          // sandbox: default true
+	File      string        // the resolved script path
+	Item      int           // index in modules:
+	Line      int           // line of the entry in the config file
+}
+
+// DefaultListen is where luamods serve listens when the config says nothing.
+const DefaultListen = "127.0.0.1:8008"
+
+// DefaultMaxRequestBody is max_request_body's default.
+const DefaultMaxRequestBody = 10 << 20
+
+// ConfigError is one problem in the configuration, located by its YAML
+// path, in Synapse's shape.
+type ConfigError struct {
+	File   string
+	Line   int
+	Path   []string // e.g. modules, <item 1>, module
+	Msg    string
+	Causes []string // further lines, each indented one more level
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("Error in configuration")
+	if len(e.Path) > 0 {
+		fmt.Fprintf(&b, " at '%s'", strings.Join(e.Path, "."))
+	}
+	b.WriteString(":\n  " + e.Msg)
+	for i, c := range e.Causes {
+		indent := strings.Repeat("  ", i+2)
+		b.WriteString("\n" + indent + strings.ReplaceAll(c, "\n", "\n"+indent))
+	}
+	if e.File != "" && e.Line > 0 {
+		fmt.Fprintf(&b, "\n  (%s, line %d)", e.File, e.Line)
+	}
+	return b.String()
+}
+
+// Errors is every problem found while loading, in order.
+type Errors []error
+
+func (e Errors) Error() string {
+	parts := make([]string, len(e))
+	for i, err := range e {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Unwrap gives errors.Is and errors.As every problem.
+func (e Errors) Unwrap() []error { return e }
+
+func itemName(i int) string { return "<item " + strconv.Itoa(i) + ">" }
+
+var topLevelKeys = []string{
+	"server_name", "public_baseurl", "listen", "admin_token", "admin_token_file", "module_path",
+	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "modules",
+}
+
+// LoadConfig reads and validates the configuration file at path. It reports
+// every problem it finds (as Errors of *ConfigError), not only the first.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	return ParseConfig(path, raw)
+}
+
+// ParseConfig validates configuration bytes read from path.
+func ParseConfig(path string, raw []byte) (*Config, error) {
+	cfg := &Config{Path: path, raw: raw, Listen: DefaultListen, MaxRequestBody: DefaultMaxRequestBody}
+	p := &configParser{file: path}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, Errors{&ConfigError{File: path, Msg: "not valid YAML: " + err.Error()}}
+	}
+	if len(doc.Content) == 0 {
+		return nil, Errors{&ConfigError{File: path, Msg: "the file is empty"}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		p.fail(root, nil, "expected a mapping")
+		return nil, p.errs
+	}
+	dir := filepath.Dir(path)
+	var tokenFile string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		at := []string{k.Value}
+		switch k.Value {
+		case "server_name":
+			cfg.ServerName = p.str(v, at)
+		case "public_baseurl":
+			cfg.PublicBaseURL = p.str(v, at)
+		case "listen":
+			cfg.Listen = p.str(v, at)
+		case "admin_token":
+			cfg.AdminToken = p.str(v, at)
+		case "admin_token_file":
+			tokenFile = p.str(v, at)
+		case "module_path":
+			for _, d := range p.strList(v, at) {
+				cfg.ModulePath = append(cfg.ModulePath, resolvePath(dir, d))
+			}
+		case "ip_range_blocklist":
+			cfg.IPBlocklist = p.ranges(v, at)
+		case "ip_range_allowlist":
+			cfg.IPAllowlist = p.ranges(v, at)
+		case "max_request_body":
+			cfg.MaxRequestBody = p.size(v, at)
+		case "log_level":
+			cfg.LogLevel = p.str(v, at)
+			switch cfg.LogLevel {
+			case "debug", "info", "warn", "error":
+			default:
+				p.fail(v, at, "expected one of debug, info, warn, error")
+			}
+		case "cache":
+			cfg.Redis = p.cache(v, at)
+		case "modules":
+			cfg.Modules = p.modules(v, at)
+		default:
+			msg := fmt.Sprintf("unknown key %q", k.Value)
+			if s := suggest(k.Value, topLevelKeys); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			p.fail(k, nil, msg)
+		}
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(resolvePath(dir, tokenFile))
+		if err != nil {
+			p.errs = append(p.errs, &ConfigError{File: path, Path: []string{"admin_token_file"}, Msg: err.Error()})
+		} else {
+			cfg.AdminToken = strings.TrimSpace(string(b))
+		}
+	}
+	if len(cfg.ModulePath) == 0 {
+		cfg.ModulePath = []string{dir}
+	}
+	for i := range cfg.Modules {
+		m := &cfg.Modules[i]
+		if m.Module == "" {
+			continue
+		}
+		file, err := resolveModule(dir, cfg.ModulePath, m.Module)
+		if err != nil {
+			p.errs = append(p.errs, &ConfigError{File: path, Line: m.Line, Path: []string{"modules", itemName(i), "module"}, Msg: err.Error()})
+			continue
+		}
+		m.File = file
+	}
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return cfg, nil
+}
+
+type configParser struct {
+	file string
+	errs Errors
+}
+
+func (p *configParser) fail(n *yaml.Node, at []string, msg string) {
+	p.errs = append(p.errs, &ConfigError{File: p.file, Line: n.Line, Path: append([]string(nil), at...), Msg: msg})
+}
+
+func (p *configParser) str(n *yaml.Node, at []string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.fail(n, at, "expected a string")
+		return ""
+	}
+	return n.Value
+}
+
+func (p *configParser) strList(n *yaml.Node, at []string) []string {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return []string{n.Value}
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, at, "expected a list of strings")
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, e := range n.Content {
+		out = append(out, p.str(e, append(at, itemName(i))))
+	}
+	return out
+}
+
+func (p *configParser) ranges(n *yaml.Node, at []string) []string {
+	list := p.strList(n, at)
+	for i, r := range list {
+		if _, err := luaapi.ParsePrefixes([]string{r}); err != nil {
+			p.fail(n.Content[i], append(at, itemName(i)), err.Error())
+		}
+	}
+	if list == nil {
+		list = []string{}
+	}
+	return list
+}
+
+func (p *configParser) size(n *yaml.Node, at []string) int64 {
+	v, err := parseSize(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		p.fail(n, at, "expected a size such as 10MiB, 512KiB or 1048576")
+		return 0
+	}
+	return v
+}
+
+// parseSize reads "1048576", "512KiB", "10MiB", "1GiB" (also K/KB/M/MB/G/GB, as powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"GB", 1 << 30}, {"G", 1 << 30}, {"MiB", 1 << 20}, {"MB", 1 << 20}, {"M", 1 << 20}, {"KiB", 1 << 10}, {"KB", 1 << 10}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("bad size")
+	}
+	return n * mult, nil
+}
+
+func (p *configParser) duration(n *yaml.Node, at []string) time.Duration {
+	if n.Kind == yaml.ScalarNode {
+		if d, err := time.ParseDuration(n.Value); err == nil && d > 0 {
+			return d
+		}
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && f > 0 {
+			return time.Duration(f * float64(time.Second))
+		}
+	}
+	p.fail(n, at, "expected a duration such as 5s or 250ms")
+	return 0
+}
+
+func (p *configParser) cache(n *yaml.Node, at []string) *RedisConfig {
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, at, "expected a mapping")
+		return nil
+	}
+	var rc *RedisConfig
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value != "redis" {
+			p.fail(k, at, fmt.Sprintf("unknown key %q (expected redis)", k.Value))
+			continue
+		}
+		rat := append(append([]string(nil), at...), "redis")
+		if v.Kind != yaml.MappingNode {
+			p.fail(v, rat, "expected a mapping with addr")
+			continue
+		}
+		rc = &RedisConfig{Channel: "luamods:invalidate"}
+		for j := 0; j+1 < len(v.Content); j += 2 {
+			kk, vv := v.Content[j], v.Content[j+1]
+			kat := append(append([]string(nil), rat...), kk.Value)
+			switch kk.Value {
+			case "addr":
+				rc.Addr = p.str(vv, kat)
+			case "password":
+				rc.Password = p.str(vv, kat)
+			case "channel":
+				rc.Channel = p.str(vv, kat)
+			case "db":
+				rc.DB, _ = strconv.Atoi(p.str(vv, kat))
+			default:
+				p.fail(kk, rat, fmt.Sprintf("unknown key %q (expected addr, password, db or channel)", kk.Value))
+			}
+		}
+		if rc.Addr == "" {
+			p.fail(v, rat, "addr is required")
+		}
+	}
+	return rc
+}
+
+func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
+	if n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, at, "expected a list")
+		return nil
+	}
+	out := make([]ModuleConfig, 0, len(n.Content))
+	for i, item := range n.Content {
+		iat := []string{"modules", itemName(i)}
+		m := ModuleConfig{Instances: 1, Timeout: luaapi.DefaultTimeout, Sandbox: true, Item: i, Line: item.Line, Config: map[string]any{}}
+		if item.Kind != yaml.MappingNode {
+			p.fail(item, iat, "expected a mapping")
+			out = append(out, m)
+			continue
+		}
+		seenModule := false
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			kat := append(append([]string(nil), iat...), k.Value)
+			switch k.Value {
+			case "module":
+				seenModule = true
+				m.Module = p.str(v, kat)
+			case "config":
+				m.Config = p.moduleConfig(v, kat)
+			case "instances":
+				n, err := strconv.Atoi(v.Value)
+				if v.Kind != yaml.ScalarNode || err != nil || n < 1 || n > 256 {
+					p.fail(v, kat, "expected a whole number from 1 to 256")
+				}
+				m.Instances = n
+			case "timeout":
+				m.Timeout = p.duration(v, kat)
+			case "sandbox":
+				b, err := strconv.ParseBool(v.Value)
+				if v.Kind != yaml.ScalarNode || err != nil {
+					p.fail(v, kat, "expected true or false")
+				}
+				m.Sandbox = b
+			default:
+				msg := fmt.Sprintf("unknown key %q", k.Value)
+				if s := suggest(k.Value, []string{"module", "config", "instances", "timeout", "sandbox"}); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				p.fail(k, iat, msg)
+			}
+		}
+		if !seenModule {
+			p.fail(item, append(iat, "module"), "expected a string")
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// moduleConfig decodes a module's config: missing or falsy becomes {} (as
+// Synapse does); anything else passes through.
+func (p *configParser) moduleConfig(n *yaml.Node, at []string) any {
+	var v any
+	if err := n.Decode(&v); err != nil {
+		p.fail(n, at, err.Error())
+		return map[string]any{}
+	}
+	v = normalizeYAML(v)
+	switch x := v.(type) {
+	case nil:
+		return map[string]any{}
+	case bool:
+		if !x {
+			return map[string]any{}
+		}
+	case string:
+		if x == "" {
+			return map[string]any{}
+		}
+	case int:
+		if x == 0 {
+			return map[string]any{}
+		}
+	case []any:
+		if len(x) == 0 {
+			return map[string]any{}
+		}
+	}
+	return v
+}
+
+// normalizeYAML turns map[any]any (non-string keys) into map[string]any.
+func normalizeYAML(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeYAML(e)
+		}
+		return x
+	case map[any]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[fmt.Sprint(k)] = normalizeYAML(e)
+		}
+		return out
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeYAML(e)
+		}
+		return x
+	}
+	return v
+}
+
+func resolvePath(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// resolveModule finds a module's script: a path ending in .lua relative to
+// the config's folder, or a dotted name a.b → a/b.lua under module_path.
+func resolveModule(dir string, modulePath []string, name string) (string, error) {
+	if strings.HasSuffix(name, ".lua") {
+		file := resolvePath(dir, name)
+		if _, err := os.Stat(file); err != nil {
+			return "", fmt.Errorf("module file %s not found", file)
+		}
+		return file, nil
+	}
+	rel := filepath.FromSlash(strings.ReplaceAll(name, ".", "/")) + ".lua"
+	var tried []string
+	for _, d := range modulePath {
+		file := filepath.Join(d, rel)
+		if _, err := os.Stat(file); err == nil {
+			return file, nil
+		}
+		tried = append(tried, file)
+	}
+	return "", fmt.Errorf("module %q not found (tried %s)", name, strings.Join(tried, ", "))
+}
+
+// suggest returns the candidate closest to s, if it is close enough.
+func suggest(s string, candidates []string) string {
+	best, bestDist := "", 4
+	sorted := append([]string(nil), candidates...)
+	sort.Strings(sorted)
+	for _, c := range sorted {
+		if d := editDistance(s, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

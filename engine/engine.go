@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"luamods/cachebridge"
+	"luamods/luaapi"
+)
+
+// Version is luamods' version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Options configure an Engine. Only ConfigPath is required.
+type Options struct {
+	ConfigPath string
+	Host       luaapi.Host          // the homeserver; nil: homeserver-backed api methods fail
+	Logger     *slog.Logger         // nil: slog.Default()
+	Registry   *prometheus.Registry // metrics go here; nil: a new registry
+	Clock      luaapi.Clock         // nil: the real clock
+	Catalog    *Catalog             // nil: NewCatalog() (Synapse's)
+	// HTTPClient replaces the client built from the config's IP lists.
+	HTTPClient *luaapi.HTTPClient
+}
+
+// Engine loads modules from a configuration and dispatches calls to them.
+// It holds the current Generation; Reload builds the next one aside and
+// swaps it in. All methods may be called concurrently.
+type Engine struct {
+	opts     Options
+	log      *slog.Logger
+	catalog  *Catalog
+	metrics  *Metrics
+	compiler *compiler
+	caches   *cachebridge.Store
+
+	current  atomic.Pointer[Generation]
+	reloadMu sync.Mutex // serialises Reload and Close
+	nextID   atomic.Uint64
+	closed   bool
+}
+
+// New loads the configuration at opts.ConfigPath and every module in it.
+// Any error leaves nothing running.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	e := newEngine(opts)
+	cfg, err := LoadConfig(opts.ConfigPath)
+	if err != nil {
+		e.caches.Close()
+		return nil, err
+	}
+	if err := e.caches.Configure(redisOptions(cfg.Redis)); err != nil {
+		e.caches.Close()
+		return nil, err
+	}
+	gen, err := e.build(ctx, cfg, nil)
+	if err != nil {
+		e.caches.Close()
+		return nil, err
+	}
+	e.current.Store(gen)
+	e.metrics.generation.Set(float64(gen.ID))
+	return e, nil
+}
+
+func newEngine(opts Options) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Catalog == nil {
+		opts.Catalog = NewCatalog()
+	}
+	if opts.Clock == nil {
+		opts.Clock = luaapi.RealClock{}
+	}
+	m := newMetrics(opts.Registry)
+	return &Engine{
+		opts:     opts,
+		log:      opts.Logger,
+		catalog:  opts.Catalog,
+		metrics:  m,
+		compiler: newCompiler(),
+		caches:   cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
+	}
+}
+
+func redisOptions(rc *RedisConfig) *cachebridge.RedisOptions {
+	if rc == nil {
+		return nil
+	}
+	return &cachebridge.RedisOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB, Channel: rc.Channel}
+}
+
+// Check loads the configuration and every module exactly as serving would
+// (parse_config, init, every registration), then closes it all. The error
+// lists every problem found.
+func Check(ctx context.Context, opts Options) error {
+	e, err := New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	e.Close()
+	return nil
+}
+
+// Current returns the generation serving now. Callers that run a call on it
+// should use Acquire instead, so that a reload waits for them.
+func (e *Engine) Current() *Generation { return e.current.Load() }
+
+// Acquire returns the current generation and holds it until release is
+// called: a reload swaps generations meanwhile but closes this one only
+// after every holder has released it.
+func (e *Engine) Acquire() (gen *Generation, release func()) {
+	for {
+		g := e.current.Load()
+		if g.hold() {
+			return g, g.release
+		}
+		// g is being closed by a reload that swapped it out: take the new one.
+	}
+}
+
+// Catalog returns the engine's callback catalog.
+func (e *Engine) Catalog() *Catalog { return e.catalog }
+
+// Metrics returns the engine's metrics, for the HTTP bridge to record into.
+func (e *Engine) Metrics() *Metrics { return e.metrics }
+
+// Registry returns the Prometheus registry the engine's metrics are in.
+func (e *Engine) Registry() *prometheus.Registry { return e.opts.Registry }
+
+// Logger returns the engine's logger.
+func (e *Engine) Logger() *slog.Logger { return e.log }
+
+// Invoke runs the callback "category.name" (e.g.
+// "spam_checker.user_may_invite") on every module that registered it, in
+// modules: order, and returns the combined result as Synapse's callback
+// runner would: nil for None, a luaapi.Tuple for a tuple, strings for Codes.
+func (e *Engine) Invoke(ctx context.Context, name string, args ...any) (any, error) {
+	gen, release := e.Acquire()
+	defer release()
+	return gen.Invoke(ctx, name, args...)
+}
+
+// Close stops the current generation after its calls finish, and the caches.
+func (e *Engine) Close() {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.closed {
+		return
+	}
+	e.closed = true
+	if g := e.current.Load(); g != nil {
+		g.retire()
+	}
+	e.caches.Close()
+}
+
+// errBuild wraps the errors of a failed build.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return Errors(errs)
+}
+
+var errClosed = errors.New("engine: closed")
+
+func since(t time.Time) string { return fmt.Sprintf("%.1fms", float64(time.Since(t).Microseconds())/1000) }

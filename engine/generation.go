@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"luamods/cachebridge"
+	"luamods/luaapi"
+)
+
+// A Generation is one load of the configuration: its modules with their
+// Lua states, the hook lists in modules: order, and the route table. It is
+// immutable once built; a reload builds the next one aside and swaps.
+type Generation struct {
+	ID      uint64
+	Config  *Config
+	Modules []*Module
+	Loaded  time.Time
+
+	engine *Engine
+	hooks  map[string][]hook  // "category.name" → in modules: order
+	routes map[string]*Route  // by path
+	paths  []string           // route paths, longest first, for prefix matching
+
+	mu      sync.Mutex
+	holders int
+	retired bool
+	drained chan struct{}
+}
+
+// Module is one loaded entry of modules:.
+type Module struct {
+	Name      string // the module: string from the config
+	File      string
+	Hash      string // sha256 of the script
+	Config    ModuleConfig
+	Callbacks []luaapi.CallbackRegistration // of the first state
+	Routes    []string                      // paths this module serves (first-wins applied)
+
+	states []*luaapi.State
+	next   atomic.Uint32
+	caches *cachebridge.ModuleCaches
+}
+
+// Route is a web resource registered by a module.
+type Route struct {
+	Path    string
+	Module  *Module
+	Methods []string                // nil: any method
+	Entries map[string]luaapi.Entry // method (or "*") → entry
+	Where   string
+}
+
+type hook struct {
+	module *Module
+	reg    luaapi.CallbackRegistration
+}
+
+// States returns the module's Lua states (one per instance).
+func (m *Module) States() []*luaapi.State { return m.states }
+
+// State picks the state for the next call: round robin over instances.
+func (m *Module) State() *luaapi.State {
+	if len(m.states) == 1 {
+		return m.states[0]
+	}
+	return m.states[int(m.next.Add(1))%len(m.states)]
+}
+
+// Caches returns the module's memo caches.
+func (m *Module) Caches() *cachebridge.ModuleCaches { return m.caches }
+
+// Hooks returns the modules registered for "category.name", in order.
+func (g *Generation) Hooks(name string) []*Module {
+	var out []*Module
+	for _, h := range g.hooks[name] {
+		out = append(out, h.module)
+	}
+	return out
+}
+
+// CallbackNames returns every "category.name" with at least one module.
+func (g *Generation) CallbackNames() []string {
+	names := make([]string, 0, len(g.hooks))
+	for n := range g.hooks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Routes returns the route table, sorted by path.
+func (g *Generation) Routes() []*Route {
+	out := make([]*Route, 0, len(g.routes))
+	for _, p := range g.sortedPaths() {
+		out = append(out, g.routes[p])
+	}
+	return out
+}
+
+func (g *Generation) sortedPaths() []string {
+	paths := make([]string, 0, len(g.routes))
+	for p := range g.routes {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+// Match finds the route serving path: the registered path itself or the
+// longest registered path it is below. subpath is the rest ("" or "/…").
+func (g *Generation) Match(path string) (r *Route, subpath string, ok bool) {
+	if r, ok := g.routes[path]; ok {
+		return r, "", true
+	}
+	for _, p := range g.paths {
+		if strings.HasPrefix(path, p) && (strings.HasSuffix(p, "/") || path[len(p)] == '/') {
+			return g.routes[p], path[len(p):], true
+		}
+	}
+	return nil, "", false
+}
+
+// Module returns the loaded module with the given name, or nil.
+func (g *Generation) Module(name string) *Module {
+	for _, m := range g.Modules {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func (g *Generation) hold() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.retired {
+		return false
+	}
+	g.holders++
+	return true
+}
+
+func (g *Generation) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.holders--
+	if g.retired && g.holders == 0 {
+		close(g.drained)
+	}
+}
+
+// retire waits for every holder to release the generation, then stops its
+// timers and closes its states.
+func (g *Generation) retire() {
+	g.mu.Lock()
+	g.retired = true
+	idle := g.holders == 0
+	g.mu.Unlock()
+	if !idle {
+		<-g.drained
+	}
+	g.close()
+}
+
+func (g *Generation) close() {
+	for i := len(g.Modules) - 1; i >= 0; i-- {
+		for _, s := range g.Modules[i].states {
+			s.Close()
+		}
+	}
+}
+
+// reservedPrefixes are the paths a module may not serve (design §5).
+var reservedPrefixes = []string{
+	"/_matrix/client", "/_matrix/federation", "/_matrix/key", "/_matrix/media",
+	"/_synapse/admin", "/_synapse/replication", "/health", "/metrics", "/_luamods",
+}
+
+// build loads every module of cfg into a new generation. Unchanged modules
+// find their caches in the store by their identity (name, hash, config).
+func (e *Engine) build(ctx context.Context, cfg *Config, _ *Generation) (*Generation, error) {
+	g := &Generation{
+		ID:      e.nextID.Add(1),
+		Config:  cfg,
+		Loaded:  time.Now(),
+		engine:  e,
+		hooks:   map[string][]hook{},
+		routes:  map[string]*Route{},
+		drained: make(chan struct{}),
+	}
+	http, err := e.httpClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i := range cfg.Modules {
+		mc := cfg.Modules[i]
+		m, err := e.loadModule(ctx, g, mc, http)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g.Modules = append(g.Modules, m)
+	}
+	if len(errs) > 0 {
+		g.close()
+		return nil, joinErrors(errs)
+	}
+	for p := range g.routes {
+		g.paths = append(g.paths, p)
+	}
+	sort.Slice(g.paths, func(i, j int) bool { return len(g.paths[i]) > len(g.paths[j]) })
+	return g, nil
+}
+
+func (e *Engine) httpClient(cfg *Config) (*luaapi.HTTPClient, error) {
+	if e.opts.HTTPClient != nil {
+		return e.opts.HTTPClient, nil
+	}
+	block := cfg.IPBlocklist
+	if block == nil {
+		block = luaapi.DefaultBlocklist
+	}
+	bl, err := luaapi.ParsePrefixes(block)
+	if err != nil {
+		return nil, err
+	}
+	al, err := luaapi.ParsePrefixes(cfg.IPAllowlist)
+	if err != nil {
+		return nil, err
+	}
+	return luaapi.NewHTTPClient(luaapi.HTTPPolicy{Blocklist: bl, Allowlist: al, UserAgent: "luamods/" + Version}), nil
+}
+
+// loadModule compiles one module and runs parse_config and init in each of
+// its states, registering into g.
+func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig, http *luaapi.HTTPClient) (*Module, error) {
+	item := []string{"modules", itemName(mc.Item)}
+	proto, hash, err := e.compiler.compile(mc.File)
+	if err != nil {
+		return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("module '%s' does not compile", mc.Module), Causes: []string{err.Error()}}
+	}
+	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc}
+	m.caches = e.caches.Module(moduleIdentity(mc, hash), mc.Module)
+	env := &luaapi.Env{
+		ServerName:    g.Config.ServerName,
+		PublicBaseURL: g.Config.PublicBaseURL,
+		Logger:        e.log.With("module", mc.Module),
+		Host:          e.opts.Host,
+		HTTP:          http,
+		Clock:         e.opts.Clock,
+		Catalog:       e.catalog,
+		Caches:        cacheProvider{m.caches},
+		Compile:       e.compiler.proto,
+	}
+	for i := 0; i < mc.Instances; i++ {
+		s, err := luaapi.NewState(luaapi.Options{
+			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: mc.Sandbox, Timeout: mc.Timeout, Env: env,
+		})
+		if err != nil {
+			closeStates(m.states)
+			return nil, err
+		}
+		m.states = append(m.states, s)
+		if err := e.startState(ctx, g, m, s, proto, i); err != nil {
+			closeStates(m.states)
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func closeStates(states []*luaapi.State) {
+	for _, s := range states {
+		s.Close()
+	}
+}
+
+// moduleIdentity keys a module's caches: a module with the same script and
+// configuration keeps its caches across reloads.
+func moduleIdentity(mc ModuleConfig, hash string) string {
+	return fmt.Sprintf("%s|%s|%s|%d", mc.Module, hash, canonical(mc.Config), mc.Item)
+}
+
+func (e *Engine) startState(ctx context.Context, g *Generation, m *Module, s *luaapi.State, proto *lua.FunctionProto, instance int) error {
+	mc := m.Config
+	item := []string{"modules", itemName(mc.Item)}
+	if err := s.Load(ctx, proto); err != nil {
+		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("Failed to load module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+	}
+	if err := s.ParseConfig(ctx, mc.Config); err != nil {
+		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "config"), Msg: fmt.Sprintf("Failed to parse config for module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+	}
+	reg := &registrar{engine: e, gen: g, module: m, instance: instance}
+	if err := s.Init(ctx, reg); err != nil {
+		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("Error during startup of module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"luamods/luaapi"
+)
+
+// Invoke runs the callback on this generation; see Engine.Invoke.
+func (g *Generation) Invoke(ctx context.Context, name string, args ...any) (any, error) {
+	cb, ok := g.engine.catalog.Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownCallback, name)
+	}
+	if len(args) > len(cb.Args) {
+		return nil, fmt.Errorf("engine: %s takes %d arguments (%v), got %d", name, len(cb.Args), cb.Args, len(args))
+	}
+	if cb.Keyed {
+		return g.invokeKeyed(ctx, cb, args)
+	}
+	res, err := g.combine(ctx, cb, g.hooks[name], args)
+	if err == nil && name == "spam_checker.federated_user_may_invite" && res == luaapi.NotSpam {
+		// Synapse then runs the user_may_invite chain for the invite.
+		ev, _ := first(args).(map[string]any)
+		return g.Invoke(ctx, "spam_checker.user_may_invite", ev["sender"], ev["state_key"], ev["room_id"])
+	}
+	return res, err
+}
+
+// combine calls the hooks in order and folds their results.
+func (g *Generation) combine(ctx context.Context, cb *Callback, hooks []hook, args []any) (any, error) {
+	acc := cb.Combine.Start()
+	args = append([]any(nil), args...)
+	for _, h := range hooks {
+		ret, mutated, err := g.call(ctx, cb, h, args)
+		if err != nil {
+			if err = g.onError(cb, h, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if cb.Mutates > 0 {
+			args[cb.Mutates-1] = mutated
+			acc = mutated
+		}
+		warn := func(msg string) {
+			g.engine.log.Warn(cb.FullName()+": "+msg, "module", h.module.Name, "where", h.reg.Where)
+		}
+		var stop bool
+		acc, stop, err = cb.Combine.Step(acc, ret, warn)
+		if err != nil {
+			return nil, &CallbackError{Callback: cb.FullName(), Module: h.module.Name, Where: h.reg.Where, Err: fmt.Errorf("%s: %w", h.reg.Where, err), Status: 500}
+		}
+		if stop {
+			break
+		}
+	}
+	if cb.Mutates > 0 && acc == nil && len(args) >= cb.Mutates {
+		acc = args[cb.Mutates-1]
+	}
+	return acc, nil
+}
+
+// onError applies the callback's policy to a module's error: nil means go on.
+func (g *Generation) onError(cb *Callback, h hook, err error) error {
+	cerr := &CallbackError{Callback: cb.FullName(), Module: h.module.Name, Where: h.reg.Where, Err: err, Status: 500}
+	switch cb.OnError {
+	case FailOpen:
+		g.engine.log.Warn(cb.FullName()+" failed; going on without it", "module", h.module.Name, "error", unwrapModule(err))
+		return nil
+	case Forbid:
+		if _, _, isTable := synapseErrorOf(err); !isTable {
+			cerr.Status = 403
+		}
+	}
+	if status, _, isTable := synapseErrorOf(err); isTable {
+		cerr.Status = status
+	}
+	return cerr
+}
+
+func synapseErrorOf(err error) (int, map[string]any, bool) {
+	var se *luaapi.ScriptError
+	if errors.As(err, &se) {
+		return SynapseError(se.Value)
+	}
+	return 0, nil, false
+}
+
+// invokeKeyed runs auth_checkers: only the checkers of the login type, in
+// order, each given only its declared fields.
+func (g *Generation) invokeKeyed(ctx context.Context, cb *Callback, args []any) (any, error) {
+	padded := make([]any, 3)
+	copy(padded, args)
+	loginType, _ := padded[1].(string)
+	login, _ := padded[2].(map[string]any)
+	var hooks []hook
+	for _, h := range g.hooks[cb.FullName()] {
+		if h.reg.Key == loginType {
+			hooks = append(hooks, h)
+		}
+	}
+	if len(hooks) == 0 {
+		return nil, nil
+	}
+	var missing []string
+	fields := map[string]any{}
+	for _, h := range hooks {
+		for _, f := range h.reg.Fields {
+			v, ok := login[f]
+			if !ok {
+				missing = append(missing, f)
+			}
+			fields[f] = v
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, &CallbackError{Callback: cb.FullName(), Module: hooks[0].module.Name, Where: hooks[0].reg.Where,
+			Err: fmt.Errorf("Missing parameters for login type %s: %v", loginType, missing), Status: 400}
+	}
+	return g.combine(ctx, cb, hooks, []any{padded[0], loginType, fields})
+}
+
+// call runs one module's callback and records its metrics. mutated is the
+// argument cb.Mutates as the module left it.
+func (g *Generation) call(ctx context.Context, cb *Callback, h hook, args []any) (ret []any, mutated any, err error) {
+	m := g.engine.metrics
+	name := cb.FullName()
+	m.Inflight.WithLabelValues(h.module.Name).Inc()
+	start := time.Now()
+	var mutable *lua.LTable
+	ret, err = h.module.State().Invoke(ctx, h.reg.Entry, func(L *lua.LState) ([]lua.LValue, error) {
+		lv := make([]lua.LValue, len(cb.Args))
+		for i := range lv {
+			lv[i] = lua.LNil
+			if i < len(args) {
+				v, err := luaapi.ToLua(L, args[i])
+				if err != nil {
+					return nil, fmt.Errorf("%s: argument %s: %w", name, cb.Args[i], err)
+				}
+				lv[i] = v
+			}
+		}
+		if cb.Mutates > 0 {
+			mutable, _ = lv[cb.Mutates-1].(*lua.LTable)
+		}
+		return lv, nil
+	}, func(L *lua.LState, vals []lua.LValue) ([]any, error) {
+		out := make([]any, len(vals))
+		for i, v := range vals {
+			if v.Type() == lua.LTFunction {
+				continue // on_login callbacks stay in Lua
+			}
+			gv, err := luaapi.FromLua(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s returned an invalid value %d: %w", name, i+1, err)
+			}
+			out[i] = gv
+		}
+		if mutable != nil {
+			gv, err := luaapi.FromLua(mutable)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", name, cb.Args[cb.Mutates-1], err)
+			}
+			mutated = gv
+		}
+		return out, nil
+	})
+	m.Inflight.WithLabelValues(h.module.Name).Dec()
+	m.CallbackLatency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	m.CallbackCalls.WithLabelValues(name, h.module.Name).Inc()
+	if err != nil {
+		m.CallbackErrors.WithLabelValues(name, h.module.Name).Inc()
+	}
+	return ret, mutated, err
+}

@@ -1,0 +1,129 @@
+package httpbridge
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"luamods/engine"
+)
+
+// maxInvokeBody bounds the JSON arguments of an invoke request.
+const maxInvokeBody = 10 << 20
+
+// MountAdmin registers the admin API on g (design §5): POST
+// invoke/{category}/{callback}, POST reload, GET modules. Every request
+// needs the configured bearer token; with none configured the API is off.
+func (b *Bridge) MountAdmin(g *echo.Group) {
+	g.Use(b.requireToken)
+	g.POST("/invoke/:category/:callback", b.invoke)
+	g.POST("/reload", b.reload)
+	g.GET("/modules", b.modules)
+	g.Any("/*", func(c echo.Context) error { return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request") })
+}
+
+func (b *Bridge) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token := b.eng.Current().Config.AdminToken
+		if token == "" {
+			return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "The admin API is off: set admin_token or admin_token_file")
+		}
+		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return matrixError(c, http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return matrixError(c, http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "Unknown access token")
+		}
+		return next(c)
+	}
+}
+
+func (b *Bridge) invoke(c echo.Context) error {
+	name := c.Param("category") + "." + c.Param("callback")
+	if _, ok := b.eng.Catalog().Lookup(name); !ok {
+		return matrixError(c, http.StatusNotFound, "M_NOT_FOUND", "Unknown callback "+name)
+	}
+	data, err := io.ReadAll(io.LimitReader(c.Request().Body, maxInvokeBody+1))
+	if err != nil || len(data) > maxInvokeBody {
+		return matrixError(c, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
+	}
+	args, err := DecodeArgs(data)
+	if err != nil {
+		return matrixError(c, http.StatusBadRequest, "M_BAD_JSON", err.Error())
+	}
+	res, err := b.eng.Invoke(c.Request().Context(), name, args...)
+	if err != nil {
+		var ce *engine.CallbackError
+		body := map[string]any{"errcode": "M_UNKNOWN", "error": err.Error(), "callback": name}
+		if errors.As(err, &ce) {
+			body["module"] = ce.Module
+		}
+		return c.JSON(http.StatusInternalServerError, body)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"result": res})
+}
+
+// DecodeArgs reads a JSON array of arguments.
+func DecodeArgs(data []byte) ([]any, error) {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, nil
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, errors.New("the body must be a JSON array of arguments")
+	}
+	args := make([]any, len(raw))
+	for i, r := range raw {
+		v, err := decodeJSON(r)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = v
+	}
+	return args, nil
+}
+
+func (b *Bridge) reload(c echo.Context) error {
+	report, err := b.eng.Reload(c.Request().Context())
+	if err != nil {
+		return c.JSON(http.StatusInternalServerError, map[string]any{"errcode": "M_UNKNOWN", "error": err.Error()})
+	}
+	return c.JSON(http.StatusOK, report)
+}
+
+// moduleInfo is one module in GET modules.
+type moduleInfo struct {
+	Module    string   `json:"module"`
+	File      string   `json:"file"`
+	Hash      string   `json:"hash"`
+	Callbacks []string `json:"callbacks"`
+	Routes    []string `json:"routes"`
+	States    int      `json:"states"`
+	Inflight  int64    `json:"inflight"`
+}
+
+func (b *Bridge) modules(c echo.Context) error {
+	gen := b.eng.Current()
+	out := make([]moduleInfo, 0, len(gen.Modules))
+	for _, m := range gen.Modules {
+		info := moduleInfo{Module: m.Name, File: m.File, Hash: m.Hash, States: len(m.States()), Callbacks: []string{}, Routes: append([]string{}, m.Routes...)}
+		for _, cb := range m.Callbacks {
+			name := cb.Category + "." + cb.Name
+			if cb.Key != "" {
+				name += "/" + cb.Key
+			}
+			info.Callbacks = append(info.Callbacks, name)
+		}
+		for _, s := range m.States() {
+			info.Inflight += s.Inflight()
+		}
+		out = append(out, info)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"generation": gen.ID, "modules": out})
+}

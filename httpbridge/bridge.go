@@ -1,0 +1,186 @@
+package httpbridge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	lua "github.com/yuin/gopher-lua"
+
+	"luamods/engine"
+	"luamods/luaapi"
+)
+
+// Bridge serves an engine's modules over HTTP.
+type Bridge struct {
+	eng *engine.Engine
+	log *slog.Logger
+}
+
+// New returns a bridge for eng.
+func New(eng *engine.Engine) *Bridge {
+	return &Bridge{eng: eng, log: eng.Logger()}
+}
+
+// Mount registers everything on e: module web resources (a catch-all that
+// reads the current generation's route table on each request, so reloads
+// need no re-registration), the admin API, /metrics and /health.
+func (b *Bridge) Mount(e *echo.Echo) {
+	b.MountAdmin(e.Group("/_luamods/v1"))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(b.eng.Registry(), promhttp.HandlerOpts{})))
+	e.GET("/health", func(c echo.Context) error { return c.String(http.StatusOK, "OK") })
+	b.MountResources(e)
+}
+
+// MountResources registers only the modules' web resources, for servers
+// that serve their own admin and metrics endpoints.
+func (b *Bridge) MountResources(e *echo.Echo) {
+	e.Any("/*", b.ServeResource)
+	e.RouteNotFound("/*", b.ServeResource)
+}
+
+// ServeResource answers a request with the module web resource whose path
+// is the request's path or the longest one above it.
+func (b *Bridge) ServeResource(c echo.Context) error {
+	gen, release := b.eng.Acquire()
+	defer release()
+	req := c.Request()
+	route, subpath, ok := gen.Match(req.URL.Path)
+	if !ok {
+		return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
+	}
+	start := time.Now()
+	status := b.serveRoute(c, gen, route, subpath)
+	m := b.eng.Metrics()
+	m.RouteRequests.WithLabelValues(route.Path, req.Method, strconv.Itoa(status)).Inc()
+	m.RouteLatency.WithLabelValues(route.Path).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (b *Bridge) serveRoute(c echo.Context, gen *engine.Generation, route *engine.Route, subpath string) int {
+	req := c.Request()
+	entry, ok := route.Entries[req.Method]
+	if !ok {
+		entry, ok = route.Entries["*"]
+	}
+	if !ok && req.Method == http.MethodHead {
+		entry, ok = route.Entries[http.MethodGet]
+	}
+	if !ok {
+		c.Response().Header().Set("Allow", allowHeader(route.Methods))
+		_ = matrixError(c, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Method not allowed")
+		return http.StatusMethodNotAllowed
+	}
+	limit := gen.Config.MaxRequestBody
+	if req.ContentLength > limit {
+		_ = matrixError(c, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
+		return http.StatusRequestEntityTooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		_ = matrixError(c, http.StatusBadRequest, "M_UNKNOWN", "Could not read the request body")
+		return http.StatusBadRequest
+	}
+	if int64(len(body)) > limit {
+		_ = matrixError(c, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
+		return http.StatusRequestEntityTooLarge
+	}
+	r := &request{
+		method: req.Method, path: req.URL.Path, subpath: subpath, query: req.URL.Query(),
+		headers: req.Header, body: body, remoteAddr: c.RealIP(), requestID: requestID(c),
+	}
+	var resp *response
+	_, err = route.Module.State().Invoke(req.Context(), entry, func(L *lua.LState) ([]lua.LValue, error) {
+		t, err := r.toLua(L)
+		return []lua.LValue{t}, err
+	}, func(_ *lua.LState, vals []lua.LValue) ([]any, error) {
+		var rerr error
+		resp, rerr = responseFromLua(vals[0])
+		return nil, rerr
+	})
+	if err != nil {
+		return b.handlerError(c, route, r, err)
+	}
+	h := c.Response().Header()
+	for k, vs := range resp.headers {
+		h[k] = vs
+	}
+	c.Response().WriteHeader(resp.status)
+	if req.Method != http.MethodHead {
+		_, _ = c.Response().Write(resp.body)
+	}
+	return resp.status
+}
+
+// handlerError answers for a failed handler: an error table becomes its
+// response (Synapse's SynapseError), anything else a 500 with the request
+// id, and the log gets file:line.
+func (b *Bridge) handlerError(c echo.Context, route *engine.Route, r *request, err error) int {
+	var se *luaapi.ScriptError
+	if errors.As(err, &se) {
+		if status, body, ok := engine.SynapseError(se.Value); ok {
+			_ = c.JSON(status, body)
+			return status
+		}
+	}
+	attrs := []any{"module", route.Module.Name, "path", r.path, "request_id", r.requestID, "error", err.Error()}
+	if se != nil {
+		attrs = append(attrs, "where", se.Where())
+		if se.Traceback != "" {
+			attrs = append(attrs, "traceback", se.Traceback)
+		}
+	}
+	if errors.Is(err, errBadResponse) {
+		attrs = append(attrs, "handler", route.Where)
+	}
+	b.log.Error("web resource failed", attrs...)
+	_ = c.JSON(http.StatusInternalServerError, map[string]any{
+		"errcode": "M_UNKNOWN", "error": "Internal server error", "request_id": r.requestID,
+	})
+	return http.StatusInternalServerError
+}
+
+func matrixError(c echo.Context, status int, code, msg string) error {
+	return c.JSON(status, map[string]any{"errcode": code, "error": msg})
+}
+
+func requestID(c echo.Context) string {
+	if id := c.Request().Header.Get(echo.HeaderXRequestID); id != "" && len(id) <= 64 {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	c.Response().Header().Set(echo.HeaderXRequestID, id)
+	return id
+}
+
+// NewServer returns an echo server with the bridge mounted and the
+// settings luamods serve uses.
+func NewServer(b *Bridge) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.IdleTimeout = 120 * time.Second
+	b.Mount(e)
+	return e
+}
+
+// Shutdown stops e gracefully: no new connections, in-flight requests finish
+// until ctx ends.
+func Shutdown(ctx context.Context, e *echo.Echo) error {
+	if err := e.Shutdown(ctx); err != nil {
+		return fmt.Errorf("httpbridge: shutdown: %w", err)
+	}
+	return nil
+}
