@@ -185,5 +185,5 @@ func (c *Cache) close() { c.lru.StopAllGoroutines() }
 // access, without a ticking goroutine.
 type clockFunc func() time.Time
 
-func (f clockFunc) NowNano() int64                     { return f().UnixNano() }
+func (f clockFunc) NowNano() int64                      { return f().UnixNano() }
 func (f clockFunc) Tick(time.Duration) <-chan time.Time { return nil }

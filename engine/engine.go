@@ -176,4 +176,6 @@ func joinErrors(errs []error) error {
 
 var errClosed = errors.New("engine: closed")
 
-func since(t time.Time) string { return fmt.Sprintf("%.1fms", float64(time.Since(t).Microseconds())/1000) }
+func since(t time.Time) string {
+	return fmt.Sprintf("%.1fms", float64(time.Since(t).Microseconds())/1000)
+}

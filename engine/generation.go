@@ -26,9 +26,9 @@ type Generation struct {
 	Loaded  time.Time
 
 	engine *Engine
-	hooks  map[string][]hook  // "category.name" → in modules: order
-	routes map[string]*Route  // by path
-	paths  []string           // route paths, longest first, for prefix matching
+	hooks  map[string][]hook // "category.name" → in modules: order
+	routes map[string]*Route // by path
+	paths  []string          // route paths, longest first, for prefix matching
 
 	mu      sync.Mutex
 	holders int

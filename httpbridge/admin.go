@@ -24,7 +24,9 @@ func (b *Bridge) MountAdmin(g *echo.Group) {
 	g.POST("/invoke/:category/:callback", b.invoke)
 	g.POST("/reload", b.reload)
 	g.GET("/modules", b.modules)
-	g.Any("/*", func(c echo.Context) error { return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request") })
+	g.Any("/*", func(c echo.Context) error {
+		return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
+	})
 }
 
 func (b *Bridge) requireToken(next echo.HandlerFunc) echo.HandlerFunc {

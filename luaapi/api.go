@@ -278,7 +278,7 @@ func (s *State) apiRegisterWebResource(L *lua.LState) int {
 	entries := map[string]Entry{}
 	fns := map[Entry]*lua.LFunction{}
 	var methods []string
-	where := strings.TrimSuffix(L.Where(1), ": ")
+	where := trimWhere(L.Where(1))
 	switch h := L.Get(2).(type) {
 	case *lua.LFunction:
 		entries["*"] = "route:" + path

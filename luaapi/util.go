@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -35,11 +36,9 @@ func (s *State) logTable() *lua.LTable {
 	return t
 }
 
+// trimWhere turns L.Where's "file:line:" into "file:line".
 func trimWhere(w string) string {
-	if n := len(w); n >= 2 && w[n-2:] == ": " {
-		return w[:n-2]
-	}
-	return w
+	return strings.TrimRight(w, ": ")
 }
 
 // jsonTable is api.json: encode(value), decode(string), array([t]).
