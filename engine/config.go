@@ -77,6 +77,9 @@ func (e *ConfigError) Error() string {
 		fmt.Fprintf(&b, " at '%s'", strings.Join(e.Path, "."))
 	}
 	b.WriteString(":\n  " + e.Msg)
+	if len(e.Causes) > 0 {
+		b.WriteString(":")
+	}
 	for i, c := range e.Causes {
 		indent := strings.Repeat("  ", i+2)
 		b.WriteString("\n" + indent + strings.ReplaceAll(c, "\n", "\n"+indent))

@@ -33,6 +33,11 @@ func (s *State) installAPI() {
 	api.RawSetString("worker_name", lua.LNil)
 	api.RawSetString("NOT_SPAM", lua.LString(NotSpam))
 	api.RawSetString("PRESENCE_ALL_USERS", lua.LString(PresenceAllUsers))
+	behaviour := L.CreateTable(0, 3)
+	for name, v := range map[string]string{"ALLOW": "allow", "SHADOW_BAN": "shadow_ban", "DENY": "deny"} {
+		behaviour.RawSetString(name, lua.LString(v))
+	}
+	api.RawSetString("RegistrationBehaviour", behaviour)
 	api.RawSetString("errors", s.errcodeTable())
 	api.RawSetString("log", s.logTable())
 	api.RawSetString("json", s.jsonTable())
