@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"runtime"
 	"strings"
@@ -99,7 +100,13 @@ func asyncFunction(name string, parse func(L *lua.LState) (AsyncFunc, error)) lu
 			L.Push(lua.LString(name + ": " + notYieldable))
 			return 2
 		}
-		return yieldRequest(L, &awaitRequest{run: run})
+		return yieldRequest(L, &awaitRequest{run: func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+			deliver, err := run(ctx)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+			return deliver, err
+		}})
 	}
 }
 
@@ -150,10 +157,9 @@ func syncPcall(L *lua.LState, fn, handler *lua.LFunction, args []lua.LValue) int
 		L.Push(lua.LFalse)
 		obj := errorObject(err)
 		if msg, ok := obj.(lua.LString); ok && fn.IsG {
-			// An error raised by a Go function called straight from pcall
-			// is positioned at pcall's caller, which is the prelude (or
-			// nothing: " msg"). PUC Lua gives no position there.
-			obj = lua.LString(preludePosition.ReplaceAllString(string(msg), ""))
+			// gopher-lua positions an error raised by a Go function called
+			// straight from pcall at an empty location: " msg".
+			obj = lua.LString(strings.TrimPrefix(string(msg), " "))
 		}
 		L.Push(obj)
 		return 2
@@ -162,7 +168,10 @@ func syncPcall(L *lua.LState, fn, handler *lua.LFunction, args []lua.LValue) int
 	return L.GetTop() - base
 }
 
-var preludePosition = regexp.MustCompile(`^(=luamods[^:]*:\d+:)? `)
+// preludePosition is the position the prelude's wrappers give an error
+// raised where they have no Lua caller (pcall(api.sleep, x)); it is removed,
+// as PUC Lua gives no position there either.
+var preludePosition = regexp.MustCompile(`^=luamods[^:]*:\d+: `)
 
 // preludeSource wraps the raw Go functions so that no yield ever happens in
 // a tail call (gopherlua.md §4, trap 2) and async errors are raised at the

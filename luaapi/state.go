@@ -426,18 +426,22 @@ func (s *State) unwind(c *call, err error, fn **lua.LFunction, args *[]lua.LValu
 	return true
 }
 
+// errorObject is the Lua error value of a failed thread.
 func errorObject(err error) lua.LValue {
 	var ae *lua.ApiError
-	if errors.As(err, &ae) {
-		return ae.Object
+	if !errors.As(err, &ae) {
+		return lua.LString(err.Error())
 	}
-	return lua.LString(err.Error())
+	if msg, ok := ae.Object.(lua.LString); ok {
+		return lua.LString(preludePosition.ReplaceAllString(string(msg), ""))
+	}
+	return ae.Object
 }
 
 func (s *State) scriptError(err error) error {
 	var ae *lua.ApiError
 	if errors.As(err, &ae) {
-		return newScriptError(s.opts.Module, ae.Object, ae.StackTrace)
+		return newScriptError(s.opts.Module, errorObject(err), ae.StackTrace)
 	}
 	return err
 }
