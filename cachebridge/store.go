@@ -202,6 +202,9 @@ type fanout struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	store  *Store
+
+	mu  sync.Mutex
+	sub *redis.PubSub // the live subscription; closing it ends a blocked read
 }
 
 func newFanout(s *Store, o RedisOptions) *fanout {
@@ -218,6 +221,13 @@ func (f *fanout) subscribe(ctx context.Context) {
 	defer close(f.done)
 	for ctx.Err() == nil {
 		sub := f.client.Subscribe(ctx, f.opts.Channel)
+		f.mu.Lock()
+		f.sub = sub
+		f.mu.Unlock()
+		if ctx.Err() != nil {
+			_ = sub.Close()
+			return
+		}
 		if _, err := sub.Receive(ctx); err != nil {
 			_ = sub.Close()
 			if ctx.Err() == nil {
@@ -268,6 +278,11 @@ func (f *fanout) publish(ctx context.Context, m message) error {
 
 func (f *fanout) close() {
 	f.cancel()
+	f.mu.Lock()
+	if f.sub != nil {
+		_ = f.sub.Close() // a read blocked in ReceiveMessage ignores ctx
+	}
+	f.mu.Unlock()
 	<-f.done
 	_ = f.client.Close()
 }

@@ -55,12 +55,26 @@ func startEngine(t testing.TB, files map[string]string) (*Engine, *logBuffer, er
 	logs := &logBuffer{}
 	eng, err := New(context.Background(), Options{
 		ConfigPath: filepath.Join(dir, "luamods.yaml"),
+		Catalog:    catalogWithTestCategory(),
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err == nil {
 		t.Cleanup(eng.Close)
 	}
 	return eng, logs, err
+}
+
+// catalogWithTestCategory is Synapse's catalog plus a host-defined
+// category "test" whose callback run(cmd, key) returns the single module's
+// result: the mechanism a host uses for its own hook points.
+func catalogWithTestCategory() *Catalog {
+	c := NewCatalog()
+	if err := c.Add(&Category{Name: "test", Callbacks: []*Callback{
+		{Name: "run", Args: []string{"cmd", "key"}, Combine: singleValue, OnError: Propagate},
+	}}); err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // reg is one callback a test module registers: a function body.
