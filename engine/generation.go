@@ -30,24 +30,37 @@ type Generation struct {
 	routes map[string]*Route // by path
 	paths  []string          // route paths, longest first, for prefix matching
 
+	callbacks map[*Module][]luaapi.CallbackRegistration // accepted here, per module
+	served    map[*Module][]string                      // paths each module serves here
+
 	mu      sync.Mutex
 	holders int
 	retired bool
 	drained chan struct{}
 }
 
-// Module is one loaded entry of modules:.
+// Module is one loaded entry of modules:. A module whose script and config
+// are unchanged is carried into the next generation as it is: its states,
+// globals, timers and caches live on.
 type Module struct {
-	Name      string // the module: string from the config
-	File      string
-	Hash      string // sha256 of the script
-	Config    ModuleConfig
-	Callbacks []luaapi.CallbackRegistration // of the first state
-	Routes    []string                      // paths this module serves (first-wins applied)
+	Name   string // the module: string from the config
+	File   string
+	Hash   string // sha256 of the script
+	Config ModuleConfig
 
-	states []*luaapi.State
-	next   atomic.Uint32
-	caches *cachebridge.ModuleCaches
+	identity  string
+	registers []registration // what init registered, replayed into each generation
+	states    []*luaapi.State
+	next      atomic.Uint32
+	caches    *cachebridge.ModuleCaches
+	refs      atomic.Int32 // generations using the module
+}
+
+// registration is one api.register_* call of init, as recorded.
+type registration struct {
+	category  string // callbacks: the category; "" for a web resource
+	callbacks []luaapi.CallbackRegistration
+	route     *Route
 }
 
 // Route is a web resource registered by a module.
@@ -77,6 +90,12 @@ func (m *Module) State() *luaapi.State {
 
 // Caches returns the module's memo caches.
 func (m *Module) Caches() *cachebridge.ModuleCaches { return m.caches }
+
+// Callbacks returns the callbacks m registered that this generation uses.
+func (g *Generation) Callbacks(m *Module) []luaapi.CallbackRegistration { return g.callbacks[m] }
+
+// RoutesOf returns the paths m serves in this generation.
+func (g *Generation) RoutesOf(m *Module) []string { return g.served[m] }
 
 // Hooks returns the modules registered for "category.name", in order.
 func (g *Generation) Hooks(name string) []*Module {
@@ -171,11 +190,17 @@ func (g *Generation) retire() {
 	g.close()
 }
 
+// close releases the generation's modules, closing those no other
+// generation uses, in reverse order.
 func (g *Generation) close() {
 	for i := len(g.Modules) - 1; i >= 0; i-- {
-		for _, s := range g.Modules[i].states {
-			s.Close()
-		}
+		g.Modules[i].release()
+	}
+}
+
+func (m *Module) release() {
+	if m.refs.Add(-1) == 0 {
+		closeStates(m.states)
 	}
 }
 
@@ -185,26 +210,45 @@ var reservedPrefixes = []string{
 	"/_synapse/admin", "/_synapse/replication", "/health", "/metrics", "/_luamods",
 }
 
-// build loads every module of cfg into a new generation. Unchanged modules
-// find their caches in the store by their identity (name, hash, config).
-func (e *Engine) build(ctx context.Context, cfg *Config, _ *Generation) (*Generation, error) {
+// build loads every module of cfg into a new generation. A module of prev
+// with the same script and config is carried over, its registrations
+// replayed; the others are loaded afresh, a changed module receiving what
+// its predecessor's M.save() returned through M.restore(state).
+func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Generation, error) {
 	g := &Generation{
-		ID:      e.nextID.Add(1),
-		Config:  cfg,
-		Loaded:  time.Now(),
-		engine:  e,
-		hooks:   map[string][]hook{},
-		routes:  map[string]*Route{},
-		drained: make(chan struct{}),
+		ID:        e.nextID.Add(1),
+		Config:    cfg,
+		Loaded:    time.Now(),
+		engine:    e,
+		hooks:     map[string][]hook{},
+		routes:    map[string]*Route{},
+		callbacks: map[*Module][]luaapi.CallbackRegistration{},
+		served:    map[*Module][]string{},
+		drained:   make(chan struct{}),
 	}
 	http, err := e.httpClient(cfg)
 	if err != nil {
 		return nil, err
 	}
+	previous := map[string]*Module{}
+	if prev != nil {
+		for _, m := range prev.Modules {
+			previous[m.Name] = m
+		}
+	}
 	var errs []error
 	for i := range cfg.Modules {
 		mc := cfg.Modules[i]
-		m, err := e.loadModule(ctx, g, mc, http)
+		old := previous[mc.Module]
+		if old != nil && e.sameModule(old, mc) && old.Config.Item == mc.Item {
+			old.refs.Add(1)
+			g.Modules = append(g.Modules, old)
+			if err := g.replay(old); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		m, err := e.loadModule(ctx, g, mc, http, old)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -243,14 +287,22 @@ func (e *Engine) httpClient(cfg *Config) (*luaapi.HTTPClient, error) {
 
 // loadModule compiles one module and runs parse_config and init in each of
 // its states, registering into g.
-func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig, http *luaapi.HTTPClient) (*Module, error) {
+func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig, http *luaapi.HTTPClient, predecessor *Module) (*Module, error) {
 	item := []string{"modules", itemName(mc.Item)}
 	proto, hash, err := e.compiler.compile(mc.File)
 	if err != nil {
 		return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("module '%s' does not compile", mc.Module), Causes: []string{err.Error()}}
 	}
-	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc}
-	m.caches = e.caches.Module(moduleIdentity(mc, hash), mc.Module)
+	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc, identity: moduleIdentity(mc, hash)}
+	m.refs.Store(1)
+	m.caches = e.caches.Module(m.identity, mc.Module)
+	var saved any
+	if predecessor != nil {
+		if saved, err = predecessor.states[0].Save(ctx); err != nil {
+			e.log.Warn("M.save failed; the new version starts without its state", "module", mc.Module, "error", err.Error())
+			saved = nil
+		}
+	}
 	env := &luaapi.Env{
 		ServerName:    g.Config.ServerName,
 		PublicBaseURL: g.Config.PublicBaseURL,
@@ -275,8 +327,25 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 			closeStates(m.states)
 			return nil, err
 		}
+		if saved != nil {
+			if err := s.Restore(ctx, saved); err != nil {
+				closeStates(m.states)
+				return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("M.restore failed in module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+			}
+		}
 	}
 	return m, nil
+}
+
+// sameModule reports whether old can serve mc as it is: same file, same
+// script content, same settings.
+func (e *Engine) sameModule(old *Module, mc ModuleConfig) bool {
+	if old.File != mc.File || old.Config.Instances != mc.Instances || old.Config.Timeout != mc.Timeout ||
+		old.Config.Sandbox != mc.Sandbox || canonical(old.Config.Config) != canonical(mc.Config) {
+		return false
+	}
+	_, hash, err := e.compiler.compile(mc.File)
+	return err == nil && hash == old.Hash
 }
 
 func closeStates(states []*luaapi.State) {
@@ -288,7 +357,7 @@ func closeStates(states []*luaapi.State) {
 // moduleIdentity keys a module's caches: a module with the same script and
 // configuration keeps its caches across reloads.
 func moduleIdentity(mc ModuleConfig, hash string) string {
-	return fmt.Sprintf("%s|%s|%s|%d", mc.Module, hash, canonical(mc.Config), mc.Item)
+	return fmt.Sprintf("%s|%s|%s", mc.Module, hash, canonical(mc.Config))
 }
 
 func (e *Engine) startState(ctx context.Context, g *Generation, m *Module, s *luaapi.State, proto *lua.FunctionProto, instance int) error {
@@ -300,7 +369,7 @@ func (e *Engine) startState(ctx context.Context, g *Generation, m *Module, s *lu
 	if err := s.ParseConfig(ctx, mc.Config); err != nil {
 		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "config"), Msg: fmt.Sprintf("Failed to parse config for module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
 	}
-	reg := &registrar{engine: e, gen: g, module: m, instance: instance}
+	reg := &registrar{gen: g, module: m, instance: instance}
 	if err := s.Init(ctx, reg); err != nil {
 		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("Error during startup of module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
 	}

@@ -9,24 +9,54 @@ import (
 	"luamods/luaapi"
 )
 
-// registrar receives one state's registrations during init and checks them
-// against the catalog and the generation's route table. Only the first
-// state of a module records; the others must register the same names.
+// registrar receives one state's registrations during init. It checks them
+// against the catalog, records them in the module (so that a reload that
+// keeps the module can replay them), and applies them to the generation.
+// Only the first state of a module records; the others are only checked.
 type registrar struct {
-	engine   *Engine
 	gen      *Generation
 	module   *Module
 	instance int
 }
 
 func (r *registrar) RegisterCallbacks(category string, regs []luaapi.CallbackRegistration) error {
-	cat := r.engine.catalog.Category(category)
+	if err := r.gen.engine.checkCallbacks(category, regs); err != nil {
+		return err
+	}
+	if r.instance > 0 {
+		return nil
+	}
+	rec := registration{category: category, callbacks: regs}
+	if err := r.gen.applyCallbacks(r.module, rec); err != nil {
+		return err
+	}
+	r.module.registers = append(r.module.registers, rec)
+	return nil
+}
+
+func (r *registrar) RegisterWebResource(path string, methods []string, entries map[string]luaapi.Entry, where string) error {
+	if err := checkPath(path); err != nil {
+		return err
+	}
+	if r.instance > 0 {
+		return nil
+	}
+	sort.Strings(methods)
+	rec := registration{route: &Route{Path: path, Module: r.module, Methods: methods, Entries: entries, Where: where}}
+	r.gen.applyRoute(rec.route)
+	r.module.registers = append(r.module.registers, rec)
+	return nil
+}
+
+// checkCallbacks applies the catalog's rules to one register call.
+func (e *Engine) checkCallbacks(category string, regs []luaapi.CallbackRegistration) error {
+	cat := e.catalog.Category(category)
 	if cat == nil {
 		return fmt.Errorf("unknown callback category %q", category)
 	}
 	names := map[string]bool{}
 	for _, reg := range regs {
-		cb, ok := r.engine.catalog.Lookup(category + "." + reg.Name)
+		cb, ok := e.catalog.Lookup(category + "." + reg.Name)
 		if !ok {
 			known := make([]string, len(cat.Callbacks))
 			for i, c := range cat.Callbacks {
@@ -49,30 +79,6 @@ func (r *registrar) RegisterCallbacks(category string, regs []luaapi.CallbackReg
 	if cat.BothOrNeither && len(names) > 0 && len(names) != len(cat.Callbacks) {
 		return fmt.Errorf("%s callbacks must be registered all together or not at all (%s)", category, catalogNames(cat))
 	}
-	if r.instance > 0 {
-		return nil
-	}
-	if cat.FirstModuleOnly {
-		for _, cb := range cat.Callbacks {
-			if hs := r.gen.hooks[cb.FullName()]; len(hs) > 0 && hs[0].module != r.module {
-				r.engine.log.Warn("ignoring a second registration of "+category+" callbacks: only the first module's are used",
-					"module", r.module.Name, "first", hs[0].module.Name)
-				return nil
-			}
-		}
-	}
-	for _, reg := range regs {
-		name := category + "." + reg.Name
-		cb, _ := r.engine.catalog.Lookup(name)
-		if cb.SingleSlot && len(r.gen.hooks[name]) > 0 {
-			return fmt.Errorf("tried to register %s twice (module %s already did)", reg.Name, r.gen.hooks[name][0].module.Name)
-		}
-	}
-	for _, reg := range regs {
-		name := category + "." + reg.Name
-		r.gen.hooks[name] = append(r.gen.hooks[name], hook{module: r.module, reg: reg})
-		r.module.Callbacks = append(r.module.Callbacks, reg)
-	}
 	return nil
 }
 
@@ -84,32 +90,78 @@ func catalogNames(cat *Category) string {
 	return strings.Join(names, " and ")
 }
 
-func (r *registrar) RegisterWebResource(path string, methods []string, entries map[string]luaapi.Entry, where string) error {
+// applyCallbacks adds a register call's callbacks to the hook lists,
+// enforcing the rules that depend on other modules: single slots, and
+// categories where only the first module counts.
+func (g *Generation) applyCallbacks(m *Module, rec registration) error {
+	cat := g.engine.catalog.Category(rec.category)
+	if cat.FirstModuleOnly {
+		for _, cb := range cat.Callbacks {
+			if hs := g.hooks[cb.FullName()]; len(hs) > 0 && hs[0].module != m {
+				g.engine.log.Warn("ignoring a second registration of "+rec.category+" callbacks: only the first module's are used",
+					"module", m.Name, "first", hs[0].module.Name)
+				return nil
+			}
+		}
+	}
+	for _, reg := range rec.callbacks {
+		name := rec.category + "." + reg.Name
+		cb, _ := g.engine.catalog.Lookup(name)
+		if cb.SingleSlot && len(g.hooks[name]) > 0 {
+			return fmt.Errorf("tried to register %s twice (module %s already did)", reg.Name, g.hooks[name][0].module.Name)
+		}
+	}
+	for _, reg := range rec.callbacks {
+		name := rec.category + "." + reg.Name
+		g.hooks[name] = append(g.hooks[name], hook{module: m, reg: reg})
+		g.callbacks[m] = append(g.callbacks[m], reg)
+	}
+	return nil
+}
+
+// checkPath refuses paths a module may not serve (design §5).
+func checkPath(path string) error {
 	if !strings.HasPrefix(path, "/") {
 		return fmt.Errorf("path %q must start with /", path)
 	}
 	if strings.ContainsAny(path, "?#") || strings.Contains(path, "//") {
 		return fmt.Errorf("path %q must be a plain path (no ?, # or //)", path)
 	}
+	if path == "/" {
+		return fmt.Errorf("path %q would shadow every server path", path)
+	}
 	for _, p := range reservedPrefixes {
 		if path == p || strings.HasPrefix(path, p+"/") || p == path+"/" {
 			return fmt.Errorf("path %q is under %s, which belongs to the server", path, p)
 		}
 	}
-	if path == "/" {
-		return fmt.Errorf("path %q would shadow every server path", path)
+	return nil
+}
+
+// applyRoute adds a route; a path already served stays with the first
+// module in modules: order, and a warning names both.
+func (g *Generation) applyRoute(r *Route) {
+	if existing, ok := g.routes[r.Path]; ok {
+		g.engine.log.Warn("a module tried to register a web resource for a path another module already serves; the first in modules: wins",
+			"path", r.Path, "module", r.Module.Name, "serving", existing.Module.Name, "ignored", r.Where, "kept", existing.Where)
+		return
 	}
-	if r.instance > 0 {
-		return nil
+	g.routes[r.Path] = r
+	g.served[r.Module] = append(g.served[r.Module], r.Path)
+}
+
+// replay applies a carried-over module's recorded registrations.
+func (g *Generation) replay(m *Module) error {
+	for _, rec := range m.registers {
+		if rec.route != nil {
+			g.applyRoute(rec.route)
+			continue
+		}
+		if err := g.applyCallbacks(m, rec); err != nil {
+			return &ConfigError{File: g.Config.Path, Line: m.Config.Line, Path: []string{"modules", itemName(m.Config.Item)},
+				Msg: fmt.Sprintf("module '%s' (unchanged) no longer fits", m.Name), Causes: []string{err.Error()}}
+		}
 	}
-	if existing, ok := r.gen.routes[path]; ok {
-		r.engine.log.Warn("a module tried to register a web resource for a path another module already serves; the first in modules: wins",
-			"path", path, "module", r.module.Name, "serving", existing.Module.Name, "ignored", where, "kept", existing.Where)
-		return nil
-	}
-	sort.Strings(methods)
-	r.gen.routes[path] = &Route{Path: path, Module: r.module, Methods: methods, Entries: entries, Where: where}
-	r.module.Routes = append(r.module.Routes, path)
 	return nil
 }
 

@@ -81,9 +81,15 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 	report.Took = time.Since(start)
 	go func() {
 		old.retire()
+		// Under the reload lock, so that no build is creating caches meanwhile.
+		e.reloadMu.Lock()
+		defer e.reloadMu.Unlock()
+		if e.closed {
+			return
+		}
 		keep := map[string]bool{}
 		for _, m := range e.current.Load().Modules {
-			keep[moduleIdentity(m.Config, m.Hash)] = true
+			keep[m.identity] = true
 		}
 		e.caches.Retain(keep)
 	}()

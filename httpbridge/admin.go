@@ -114,8 +114,8 @@ func (b *Bridge) modules(c echo.Context) error {
 	gen := b.eng.Current()
 	out := make([]moduleInfo, 0, len(gen.Modules))
 	for _, m := range gen.Modules {
-		info := moduleInfo{Module: m.Name, File: m.File, Hash: m.Hash, States: len(m.States()), Callbacks: []string{}, Routes: append([]string{}, m.Routes...)}
-		for _, cb := range m.Callbacks {
+		info := moduleInfo{Module: m.Name, File: m.File, Hash: m.Hash, States: len(m.States()), Callbacks: []string{}, Routes: append([]string{}, gen.RoutesOf(m)...)}
+		for _, cb := range gen.Callbacks(m) {
 			name := cb.Category + "." + cb.Name
 			if cb.Key != "" {
 				name += "/" + cb.Key

@@ -16,7 +16,7 @@ import (
 func Compile(src, name string) (*lua.FunctionProto, error) {
 	chunk, err := parse.Parse(strings.NewReader(src), name)
 	if err != nil {
-		return nil, &SyntaxError{Source: name, Err: err}
+		return nil, &SyntaxError{Source: name, Err: err, lines: strings.Count(strings.TrimRight(src, "\n"), "\n") + 1}
 	}
 	if chunk == nil {
 		return nil, &SyntaxError{Source: name, Err: fmt.Errorf("the parser gave up")}
@@ -41,10 +41,14 @@ func CompileFile(path string) (*lua.FunctionProto, error) {
 type SyntaxError struct {
 	Source string
 	Err    error
+	lines  int // of the source, to place errors at the end of the file
 }
 
 func (e *SyntaxError) Error() string {
 	if pe := (*parse.Error)(nil); errors.As(e.Err, &pe) {
+		if pe.Pos.Line == parse.EOF {
+			return fmt.Sprintf("%s:%d: syntax error: unexpected end of file (an unclosed function, block, table or string?)", e.Source, e.lines)
+		}
 		return fmt.Sprintf("%s:%d: syntax error near '%s' (column %d)", e.Source, pe.Pos.Line, pe.Token, pe.Pos.Column)
 	}
 	if ce := (*lua.CompileError)(nil); errors.As(e.Err, &ce) {

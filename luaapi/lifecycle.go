@@ -120,3 +120,45 @@ func (s *State) Eval(ctx context.Context, name, src string) ([]string, error) {
 	}
 	return out, err
 }
+
+// Save runs M.save() when the module has one and returns its result (a
+// copyable value), to hand to the next version of the module on reload.
+func (s *State) Save(ctx context.Context) (any, error) {
+	return s.callModuleFunction(ctx, "save", nil)
+}
+
+// Restore runs M.restore(state) when the module has one.
+func (s *State) Restore(ctx context.Context, state any) error {
+	_, err := s.callModuleFunction(ctx, "restore", []any{state})
+	return err
+}
+
+// callModuleFunction calls M[name](args...) if it exists; nil otherwise.
+func (s *State) callModuleFunction(ctx context.Context, name string, args []any) (any, error) {
+	var fn *lua.LFunction
+	if !s.Do(ctx, func(*lua.LState) {
+		if s.module != nil {
+			fn, _ = s.module.RawGetString(name).(*lua.LFunction)
+		}
+	}) {
+		return nil, s.abandoned(ctx)
+	}
+	if fn == nil {
+		return nil, nil
+	}
+	vals, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		lv := make([]lua.LValue, len(args))
+		for i, a := range args {
+			v, err := ToLua(L, a)
+			if err != nil {
+				return nil, nil, err
+			}
+			lv[i] = v
+		}
+		return fn, lv, nil
+	}, nil)
+	if err != nil || len(vals) == 0 {
+		return nil, err
+	}
+	return vals[0], nil
+}

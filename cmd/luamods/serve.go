@@ -58,7 +58,7 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 	defer eng.Close()
 	gen := eng.Current()
 	for _, m := range gen.Modules {
-		log.Info("loaded module", "module", m.Name, "file", m.File, "states", len(m.States()), "callbacks", len(m.Callbacks))
+		log.Info("loaded module", "module", m.Name, "file", m.File, "states", len(m.States()), "callbacks", len(gen.Callbacks(m)))
 	}
 	for _, r := range gen.Routes() {
 		log.Info("route", "path", r.Path, "module", r.Module.Name, "methods", allow(r.Methods), "handler", r.Where)
