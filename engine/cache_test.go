@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // cachedModule memoizes get(key): it counts its runs in runs[key], sleeps

@@ -304,4 +304,3 @@ end return M`,
 		t.Fatalf("in-flight request got %q", got)
 	}
 }
-

@@ -76,7 +76,10 @@ func TestHTTPClientErrors(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		json.NewEncoder(w).Encode(map[string]any{"got": body, "method": r.Method, "ct": r.Header.Get("Content-Type"), "x": r.Header.Get("X-Test")})
 	})
-	mux.HandleFunc("/raw", func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Reply", "yes"); w.Write([]byte("plain")) })
+	mux.HandleFunc("/raw", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Reply", "yes")
+		w.Write([]byte("plain"))
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	bl, _ := ParsePrefixes(DefaultBlocklist)
