@@ -221,7 +221,7 @@ func (p *configParser) fail(n *yaml.Node, at []string, msg string) {
 }
 
 func (p *configParser) str(n *yaml.Node, at []string) string {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 		p.fail(n, at, "expected a string")
 		return ""
 	}

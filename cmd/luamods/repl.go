@@ -2,24 +2,37 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 
+	"github.com/chzyer/readline"
+	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
+	lua "github.com/yuin/gopher-lua"
 
 	"luamods/engine"
+	"luamods/httpbridge"
 	"luamods/luaapi"
 )
 
 func replCmd() *cobra.Command {
 	var cfg string
 	cmd := &cobra.Command{
-		Use:   "repl [-c FILE] [MODULE]",
-		Short: "Evaluate Lua inside a module's state (api and M in scope); :help lists commands",
+		Use:   "repl [-c FILE] [MODULE | FILE.lua]",
+		Short: "Evaluate Lua inside a module's state (api and M in scope); :help lists the commands",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			path, cleanup, err := replConfig(cfg, args, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -29,27 +42,113 @@ func replCmd() *cobra.Command {
 				return err
 			}
 			defer eng.Close()
-			r := &repl{eng: eng, out: cmd.OutOrStdout()}
-			if len(args) == 1 {
+			r := &repl{eng: eng, out: cmd.OutOrStdout(), web: echo.New()}
+			httpbridge.New(eng).Mount(r.web)
+			if mods := eng.Current().Modules; len(mods) > 0 {
+				r.module = mods[0].Name
+			}
+			if len(args) == 1 && !strings.HasSuffix(args[0], ".lua") {
 				if err := r.use(args[0]); err != nil {
 					return err
 				}
-			} else if mods := eng.Current().Modules; len(mods) > 0 {
-				r.module = mods[0].Name
 			}
-			return r.loop(cmd, cmd.InOrStdin())
+			in, err := r.input(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			defer in.close()
+			return r.loop(cmd.Context(), in)
 		},
 	}
 	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
 	return cmd
 }
 
-// repl evaluates one statement or command per line (a chunk that is not
-// complete yet continues on the next line).
+// replConfig is the configuration to load: -c, a lone module file with an
+// empty config, or the usual default.
+func replConfig(cfg string, args []string, stderr io.Writer) (string, func(), error) {
+	if cfg != "" || len(args) == 0 || !strings.HasSuffix(args[0], ".lua") {
+		return configPath(cfg, stderr)
+	}
+	file, err := filepath.Abs(args[0])
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "luamods-repl-")
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, "luamods.yaml")
+	yaml := fmt.Sprintf("server_name: localhost\nmodules:\n  - module: %q\n", file)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
+}
+
+// repl evaluates one statement or command per line; a chunk that is not
+// complete yet continues on the next line.
 type repl struct {
 	eng    *engine.Engine
 	module string
 	out    io.Writer
+	web    *echo.Echo // the real route table, served without a socket
+}
+
+// lineInput is where lines come from: a terminal (readline: history,
+// completion, Ctrl-C) or anything else (one line at a time).
+type lineInput interface {
+	readLine(prompt string) (string, error) // errInterrupted on Ctrl-C at the prompt
+	close()
+}
+
+var errInterrupted = errors.New("interrupted")
+
+type pipeInput struct{ sc *bufio.Scanner }
+
+func (p *pipeInput) readLine(string) (string, error) {
+	if p.sc.Scan() {
+		return p.sc.Text(), nil
+	}
+	if err := p.sc.Err(); err != nil {
+		return "", err
+	}
+	return "", io.EOF
+}
+func (p *pipeInput) close() {}
+
+type terminalInput struct{ rl *readline.Instance }
+
+func (t *terminalInput) readLine(prompt string) (string, error) {
+	t.rl.SetPrompt(prompt)
+	line, err := t.rl.Readline()
+	if errors.Is(err, readline.ErrInterrupt) {
+		return "", errInterrupted
+	}
+	return line, err
+}
+func (t *terminalInput) close() { t.rl.Close() }
+
+func (r *repl) input(stdin io.Reader) (lineInput, error) {
+	if f, ok := stdin.(*os.File); ok && readline.IsTerminal(int(f.Fd())) {
+		history := ""
+		if home, err := os.UserHomeDir(); err == nil {
+			history = filepath.Join(home, ".luamods_history")
+		}
+		rl, err := readline.NewEx(&readline.Config{
+			Stdin: f, Stdout: r.out, HistoryFile: history, AutoComplete: completer{r},
+			InterruptPrompt: "^C", EOFPrompt: ":quit",
+		})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintln(r.out, "luamods repl: Lua runs in the module's state, with api and M in scope; :help for commands")
+		return &terminalInput{rl}, nil
+	}
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return &pipeInput{sc}, nil
 }
 
 func (r *repl) use(name string) error {
@@ -60,22 +159,37 @@ func (r *repl) use(name string) error {
 	return nil
 }
 
-func (r *repl) loop(cmd *cobra.Command, in io.Reader) error {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+func (r *repl) loop(ctx context.Context, in lineInput) error {
 	var pending strings.Builder
-	for sc.Scan() {
-		line := sc.Text()
+	for {
+		prompt := r.module + "> "
+		if pending.Len() > 0 {
+			prompt = r.module + ">> "
+		}
+		line, err := in.readLine(prompt)
+		if errors.Is(err, errInterrupted) {
+			pending.Reset()
+			continue
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		if pending.Len() == 0 && strings.HasPrefix(strings.TrimSpace(line), ":") {
-			if quit := r.command(cmd, strings.TrimSpace(line)); quit {
+			if quit := r.command(ctx, strings.TrimSpace(line)); quit {
 				return nil
 			}
+			continue
+		}
+		if pending.Len() == 0 && strings.TrimSpace(line) == "" {
 			continue
 		}
 		pending.WriteString(line)
 		pending.WriteString("\n")
 		src := strings.TrimPrefix(strings.TrimSpace(pending.String()), "=")
-		vals, err := r.eval(cmd, src)
+		vals, err := r.eval(ctx, src)
 		if err != nil && isIncomplete(err) {
 			continue
 		}
@@ -88,30 +202,65 @@ func (r *repl) loop(cmd *cobra.Command, in io.Reader) error {
 			fmt.Fprintln(r.out, strings.Join(vals, "\t"))
 		}
 	}
-	return sc.Err()
 }
 
-func (r *repl) eval(cmd *cobra.Command, src string) ([]string, error) {
+// interruptible runs f with a context that Ctrl-C (SIGINT) cancels: a
+// runaway call stops, the REPL stays.
+func interruptible(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return f(ctx)
+}
+
+func (r *repl) eval(ctx context.Context, src string) (vals []string, err error) {
 	gen, release := r.eng.Acquire()
 	defer release()
 	m := gen.Module(r.module)
 	if m == nil {
-		return nil, fmt.Errorf("no module selected")
+		return nil, fmt.Errorf("no module selected (:modules, :use NAME)")
 	}
-	return m.State().Eval(cmd.Context(), "stdin", src)
+	err = interruptible(ctx, func(ctx context.Context) error {
+		vals, err = m.State().Eval(ctx, "stdin", src)
+		return err
+	})
+	return vals, err
 }
 
 // isIncomplete tells a chunk that needs more lines from a real error.
 func isIncomplete(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "<eof>") || strings.Contains(s, "EOF")
+	return strings.Contains(err.Error(), "unexpected end of file")
 }
 
-func (r *repl) command(cmd *cobra.Command, line string) (quit bool) {
-	fields := strings.Fields(line)
-	switch fields[0] {
+const replHelp = `Lua runs in the module's state with api and M in scope; "=expr" or a bare expression prints its value.
+A chunk that is not complete (function ... without end) continues on the next line; Ctrl-C cancels a running call.
+  :modules                            list modules (* = the one in use)
+  :use NAME                           evaluate in another module
+  :callbacks                          registered callbacks, in dispatch order
+  :routes                             web resources
+  :invoke category.callback ARG...    run a callback through every module (each ARG one JSON value)
+  :http METHOD PATH [JSON]            send a request through the route table
+  :cache [NAME]                       the module's caches and their sizes
+  :reload                             reload the configuration and scripts
+  :help  :quit`
+
+func (r *repl) command(ctx context.Context, line string) (quit bool) {
+	name, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch name {
 	case ":quit", ":q", ":exit":
 		return true
+	case ":help":
+		fmt.Fprintln(r.out, replHelp)
 	case ":modules":
 		for _, m := range r.eng.Current().Modules {
 			mark := " "
@@ -121,56 +270,188 @@ func (r *repl) command(cmd *cobra.Command, line string) (quit bool) {
 			fmt.Fprintf(r.out, "%s %s (%s)\n", mark, m.Name, m.File)
 		}
 	case ":use":
-		if len(fields) != 2 {
-			fmt.Fprintln(r.out, "usage: :use MODULE")
-		} else if err := r.use(fields[1]); err != nil {
+		if err := r.use(rest); err != nil {
 			fmt.Fprintln(r.out, "error:", err)
 		}
 	case ":callbacks":
 		gen := r.eng.Current()
-		for _, name := range gen.CallbackNames() {
+		for _, cb := range gen.CallbackNames() {
 			var mods []string
-			for _, m := range gen.Hooks(name) {
+			for _, m := range gen.Hooks(cb) {
 				mods = append(mods, m.Name)
 			}
-			fmt.Fprintf(r.out, "%s: %s\n", name, strings.Join(mods, ", "))
+			fmt.Fprintf(r.out, "%s: %s\n", cb, strings.Join(mods, ", "))
 		}
 	case ":routes":
 		for _, rt := range r.eng.Current().Routes() {
 			fmt.Fprintf(r.out, "%s %s (%s, %s)\n", rt.Path, allow(rt.Methods), rt.Module.Name, rt.Where)
 		}
 	case ":invoke":
-		if len(fields) < 2 {
-			fmt.Fprintln(r.out, "usage: :invoke category.callback [JSON-ARG ...]")
-			break
-		}
-		var args []any
-		for _, a := range fields[2:] {
-			v, err := luaapi.DecodeJSON([]byte(a))
-			if err != nil {
-				fmt.Fprintln(r.out, "error: argument is not JSON:", a)
-				return false
-			}
-			args = append(args, v)
-		}
-		res, err := r.eng.Invoke(cmd.Context(), fields[1], args...)
-		if err != nil {
-			fmt.Fprintln(r.out, "error:", err)
-			break
-		}
-		b, _ := luaapi.EncodeJSON(res)
-		fmt.Fprintln(r.out, string(b))
+		r.invoke(ctx, rest)
+	case ":http":
+		r.http(ctx, rest)
+	case ":cache":
+		r.caches(rest)
 	case ":reload":
-		report, err := r.eng.Reload(cmd.Context())
+		report, err := r.eng.Reload(ctx)
 		if err != nil {
 			fmt.Fprintln(r.out, "error:", err)
 		} else {
 			fmt.Fprintln(r.out, report)
 		}
-	case ":help":
-		fmt.Fprintln(r.out, ":modules  :use NAME  :callbacks  :routes  :invoke category.callback ARG...  :reload  :quit\nanything else is Lua, run in the module's state with api and M in scope; =expr prints a value")
 	default:
-		fmt.Fprintf(r.out, "unknown command %s (:help)\n", fields[0])
+		fmt.Fprintf(r.out, "unknown command %s (:help)\n", name)
 	}
 	return false
+}
+
+func (r *repl) invoke(ctx context.Context, rest string) {
+	callback, argText, _ := strings.Cut(rest, " ")
+	if callback == "" {
+		fmt.Fprintln(r.out, "usage: :invoke category.callback [JSON-ARG ...]")
+		return
+	}
+	args, err := jsonArgs(argText)
+	if err != nil {
+		fmt.Fprintln(r.out, "error:", err)
+		return
+	}
+	var res any
+	err = interruptible(ctx, func(ctx context.Context) error {
+		res, err = r.eng.Invoke(ctx, callback, args...)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintln(r.out, "error:", err)
+		return
+	}
+	b, _ := luaapi.EncodeJSON(res)
+	fmt.Fprintln(r.out, string(b))
+}
+
+// jsonArgs reads space-separated JSON values.
+func jsonArgs(text string) ([]any, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var args []any
+	for {
+		var v any
+		err := dec.Decode(&v)
+		if err == io.EOF {
+			return args, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("arguments must be JSON values: %v", err)
+		}
+		args = append(args, v)
+	}
+}
+
+func (r *repl) http(ctx context.Context, rest string) {
+	fields := strings.SplitN(rest, " ", 3)
+	if len(fields) < 2 {
+		fmt.Fprintln(r.out, "usage: :http METHOD PATH [JSON]")
+		return
+	}
+	body := ""
+	if len(fields) == 3 {
+		body = fields[2]
+	}
+	req := httptest.NewRequest(strings.ToUpper(fields[0]), fields[1], strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	_ = interruptible(ctx, func(ctx context.Context) error {
+		r.web.ServeHTTP(rec, req.WithContext(ctx))
+		return nil
+	})
+	fmt.Fprintf(r.out, "%d %s\n", rec.Code, strings.TrimSpace(rec.Body.String()))
+}
+
+func (r *repl) caches(name string) {
+	m := r.eng.Current().Module(r.module)
+	if m == nil {
+		return
+	}
+	all := m.Caches().Caches()
+	names := make([]string, 0, len(all))
+	for n := range all {
+		if name == "" || strings.Contains(n, name) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		fmt.Fprintln(r.out, "no caches (api.cached) in", r.module)
+	}
+	for _, n := range names {
+		fmt.Fprintf(r.out, "%s: %d entries\n", n, all[n].Len())
+	}
+}
+
+// completer completes commands, the module's globals, and api fields.
+type completer struct{ r *repl }
+
+var luaKeywords = []string{"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"}
+
+func (c completer) Do(line []rune, pos int) ([][]rune, int) {
+	text := string(line[:pos])
+	start := strings.LastIndexFunc(text, func(r rune) bool {
+		return !(r == '_' || r == '.' || r == ':' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) + 1
+	word := text[start:]
+	var candidates []string
+	if strings.HasPrefix(word, ":") && start == 0 {
+		candidates = []string{":modules", ":use", ":callbacks", ":routes", ":invoke", ":http", ":cache", ":reload", ":help", ":quit"}
+	} else {
+		candidates = c.names(word)
+	}
+	var out [][]rune
+	for _, cand := range candidates {
+		if strings.HasPrefix(cand, word) {
+			out = append(out, []rune(cand[len(word):]))
+		}
+	}
+	return out, len(word)
+}
+
+// names lists the completions of word's table prefix ("api." → api's keys).
+func (c completer) names(word string) []string {
+	m := c.r.eng.Current().Module(c.r.module)
+	if m == nil {
+		return nil
+	}
+	prefix := ""
+	if i := strings.LastIndex(word, "."); i >= 0 {
+		prefix = word[:i+1]
+	}
+	var names []string
+	m.State().Do(context.Background(), func(L *lua.LState) {
+		var t *lua.LTable
+		switch prefix {
+		case "":
+			t = L.G.Global
+			names = append(names, luaKeywords...)
+			names = append(names, "api", "M")
+		case "api.":
+			t = m.State().API()
+		default:
+			v := L.GetGlobal(strings.Split(prefix, ".")[0])
+			for _, part := range strings.Split(strings.TrimSuffix(prefix, "."), ".")[1:] {
+				v = L.GetField(v, part)
+			}
+			t, _ = v.(*lua.LTable)
+		}
+		if t == nil {
+			return
+		}
+		t.ForEach(func(k, _ lua.LValue) {
+			if ks, ok := k.(lua.LString); ok {
+				names = append(names, prefix+string(ks))
+			}
+		})
+	})
+	sort.Strings(names)
+	return names
 }
