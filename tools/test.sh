@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: go vet, the Go tests with the race detector (they start
+# their own redis-server and luamods processes on loopback), and the example
+# modules' Lua tests through `luamods test`. Installs redis-server first when
+# it is missing and this user can (root with apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing redis-server"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "== redis-server is missing: the Redis fan-out tests will be skipped" >&2
+  fi
+fi
+
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -timeout 15m ./...
+if [ -d scripts ] && ls scripts/*_test.lua >/dev/null 2>&1; then
+  echo "== luamods test (example modules)"
+  go run ./cmd/luamods test scripts
+fi
