@@ -624,3 +624,28 @@ func synapseCategories() []*Category {
 		}},
 	}
 }
+
+// Combiners for host-defined categories (Catalog.Add). Each returns the
+// rule Synapse's catalog uses under the same name.
+
+// RunAll: every module runs; results are ignored; the result is nil.
+func RunAll() Combiner { return runAll }
+
+// FirstFalse: the first false wins (false); default true.
+func FirstFalse() Combiner { return firstFalse(false) }
+
+// FirstNonNil: the first non-nil value wins, false too; default nil.
+func FirstNonNil() Combiner { return firstNonNil }
+
+// FirstTruthy: the first truthy value wins ({} falls through); default nil.
+func FirstTruthy() Combiner { return firstTruthy }
+
+// FirstString: the first string wins; other values are skipped with a warning.
+func FirstString() Combiner { return firstString }
+
+// MergeTables: every module runs; the tables are merged, the last module
+// winning per key.
+func MergeTables() Combiner { return mergeDicts }
+
+// SingleValue: the first module's result (for single-slot callbacks).
+func SingleValue() Combiner { return singleValue }
