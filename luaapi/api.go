@@ -149,6 +149,9 @@ func (s *State) parseSleep(L *lua.LState) (AsyncFunc, error) {
 }
 
 func sleep(ctx context.Context, clock Clock, d time.Duration) error {
+	if s, ok := clock.(Sleeper); ok {
+		return s.Sleep(ctx, d)
+	}
 	fired := make(chan struct{})
 	stop := clock.AfterFunc(d, func() { close(fired) })
 	select {

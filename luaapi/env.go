@@ -55,6 +55,12 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) (stop func() bool)
 }
 
+// Sleeper is a Clock that sleeps by itself (a virtual clock advances
+// instead of waiting); api.sleep uses it when the Clock has it.
+type Sleeper interface {
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
 // RealClock is the wall clock.
 type RealClock struct{}
 

@@ -75,6 +75,9 @@ func newScriptError(module string, v lua.LValue, tb string) *ScriptError {
 		e.Message = m[3]
 	}
 	e.Message = strings.TrimPrefix(e.Message, " ") // gopher-lua's level-0 errors start with a space
+	if e.Source == "" {
+		e.Source, e.Line = firstLuaFrame(tb)
+	}
 	switch {
 	case strings.HasSuffix(e.Message, context.DeadlineExceeded.Error()):
 		e.cause = context.DeadlineExceeded
@@ -82,6 +85,19 @@ func newScriptError(module string, v lua.LValue, tb string) *ScriptError {
 		e.cause = context.Canceled
 	}
 	return e
+}
+
+var tracebackFrame = regexp.MustCompile(`(?m)^\s+([^\s\[=][^:\n]*):(\d+):`)
+
+// firstLuaFrame finds where an error without a position (an error table)
+// was raised: the innermost Lua frame of the traceback.
+func firstLuaFrame(tb string) (string, int) {
+	m := tracebackFrame.FindStringSubmatch(tb)
+	if m == nil {
+		return "", 0
+	}
+	line, _ := strconv.Atoi(m[2])
+	return m[1], line
 }
 
 // describeErrorTable renders an error table ({errcode=, error=} or

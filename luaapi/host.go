@@ -68,15 +68,15 @@ func (s *State) hostMethod(method string) *lua.LFunction {
 			if err != nil {
 				return nil, err
 			}
-			return func(L *lua.LState) []lua.LValue { return valuesToLua(L, res) }, nil
+			return func(L *lua.LState) []lua.LValue { return ValuesToLua(L, res) }, nil
 		}, nil
 	})
 }
 
-// valuesToLua converts a result into Lua values; a Tuple gives several.
-// A value that cannot be converted becomes nil (and is logged by no one:
-// hosts return JSON-like values by contract).
-func valuesToLua(L *lua.LState, v any) []lua.LValue {
+// ValuesToLua converts a result into Lua values; a Tuple gives several. A
+// value that cannot be converted becomes nil: results are JSON-like by
+// contract (a Host's, an engine's).
+func ValuesToLua(L *lua.LState, v any) []lua.LValue {
 	if t, ok := v.(Tuple); ok {
 		out := make([]lua.LValue, len(t))
 		for i, e := range t {

@@ -33,6 +33,9 @@ type HTTPPolicy struct {
 	Timeout         time.Duration  // per request, within the call's deadline; default 60 s
 	MaxResponseSize int64          // bytes; default 10 MiB
 	UserAgent       string
+	// Transport replaces the network (tests' fake HTTP); the IP lists are
+	// not consulted then, as nothing is dialled.
+	Transport http.RoundTripper
 }
 
 // ParsePrefixes parses CIDR ranges (a bare address is a single-host range).
@@ -84,6 +87,9 @@ func NewHTTPClient(p HTTPPolicy) *HTTPClient {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	c.client = &http.Client{Transport: transport}
+	if p.Transport != nil {
+		c.client.Transport = p.Transport
+	}
 	return c
 }
 

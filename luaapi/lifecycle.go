@@ -124,21 +124,35 @@ func (s *State) Eval(ctx context.Context, name, src string) ([]string, error) {
 // Save runs M.save() when the module has one and returns its result (a
 // copyable value), to hand to the next version of the module on reload.
 func (s *State) Save(ctx context.Context) (any, error) {
-	return s.callModuleFunction(ctx, "save", nil)
+	vals, err := s.CallFunction(ctx, "save")
+	if err != nil || len(vals) == 0 {
+		return nil, err
+	}
+	return vals[0], nil
 }
 
 // Restore runs M.restore(state) when the module has one.
 func (s *State) Restore(ctx context.Context, state any) error {
-	_, err := s.callModuleFunction(ctx, "restore", []any{state})
+	_, err := s.CallFunction(ctx, "restore", state)
 	return err
 }
 
-// callModuleFunction calls M[name](args...) if it exists; nil otherwise.
-func (s *State) callModuleFunction(ctx context.Context, name string, args []any) (any, error) {
+// CallFunction calls M[name](args...) of the module table, if there is such
+// a function, and returns its results; nothing when there is none.
+func (s *State) CallFunction(ctx context.Context, name string, args ...any) ([]any, error) {
 	var fn *lua.LFunction
-	if !s.Do(ctx, func(*lua.LState) {
-		if s.module != nil {
-			fn, _ = s.module.RawGetString(name).(*lua.LFunction)
+	var self lua.LValue // a callable table (api.cached) is passed to its __call
+	if !s.Do(ctx, func(L *lua.LState) {
+		if s.module == nil {
+			return
+		}
+		switch v := s.module.RawGetString(name).(type) {
+		case *lua.LFunction:
+			fn = v
+		case *lua.LTable:
+			if call, ok := L.GetMetaField(v, "__call").(*lua.LFunction); ok {
+				fn, self = call, v
+			}
 		}
 	}) {
 		return nil, s.abandoned(ctx)
@@ -146,19 +160,37 @@ func (s *State) callModuleFunction(ctx context.Context, name string, args []any)
 	if fn == nil {
 		return nil, nil
 	}
-	vals, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
-		lv := make([]lua.LValue, len(args))
-		for i, a := range args {
+	return s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		lv := make([]lua.LValue, 0, len(args)+1)
+		if self != nil {
+			lv = append(lv, self)
+		}
+		for _, a := range args {
 			v, err := ToLua(L, a)
 			if err != nil {
 				return nil, nil, err
 			}
-			lv[i] = v
+			lv = append(lv, v)
 		}
 		return fn, lv, nil
 	}, nil)
-	if err != nil || len(vals) == 0 {
-		return nil, err
-	}
-	return vals[0], nil
+}
+
+// Run runs a compiled chunk that is not a module (a test file, a script)
+// as a call of the state, and returns what it returns.
+func (s *State) Run(ctx context.Context, proto *lua.FunctionProto) ([]any, error) {
+	return s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+		return L.NewFunctionFromProto(proto), nil, nil
+	}, nil)
+}
+
+// Register makes fn callable as entry key (State.Call). Owner goroutine
+// only: call it inside Do.
+func (s *State) Register(key Entry, fn *lua.LFunction) { s.entries[key] = fn }
+
+// AsyncFunction makes a Lua function whose work (run by parse's AsyncFunc)
+// happens off the owner goroutine while the calling coroutine waits, like
+// api.sleep. Owner goroutine only: call it inside Do.
+func (s *State) AsyncFunction(name string, parse func(L *lua.LState) (AsyncFunc, error)) *lua.LFunction {
+	return s.asyncLua(name, parse)
 }

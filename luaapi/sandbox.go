@@ -52,6 +52,7 @@ func (s *State) openLibs() error {
 	str.RawSetString("rep", L.NewFunction(s.stringRep))
 	str.RawSetString("dump", lua.LNil)
 	L.SetGlobal("print", L.NewFunction(s.print))
+	L.SetGlobal("error", L.NewFunction(s.baseError))
 	L.SetGlobal("require", L.NewFunction(s.require))
 	L.SetField(L.Get(lua.RegistryIndex), "luamods.loaded", L.CreateTable(0, 4))
 	return s.installPrelude()
@@ -117,6 +118,25 @@ func (s *State) stringRep(L *lua.LState) int {
 	}
 	L.Push(lua.LString(b.String()))
 	return 1
+}
+
+// maxTableErrors bounds the positions kept for error tables.
+const maxTableErrors = 256
+
+// baseError is error(value [, level]) that also remembers where an error
+// table was raised: tables carry no position, and a thread's error has no
+// traceback, so this is how "file:line" reaches the log for them.
+func (s *State) baseError(L *lua.LState) int {
+	obj := L.CheckAny(1)
+	level := L.OptInt(2, 1)
+	if t, ok := obj.(*lua.LTable); ok && level > 0 {
+		if len(s.tableErrors) >= maxTableErrors {
+			clear(s.tableErrors)
+		}
+		s.tableErrors[t] = trimWhere(L.Where(level))
+	}
+	L.Error(obj, level)
+	return 0
 }
 
 // print writes its arguments to the module's log at info level.

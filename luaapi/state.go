@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,16 +60,17 @@ type State struct {
 	inflight atomic.Int64 // calls started and not yet finished
 
 	// Owner-goroutine-only fields.
-	module    *lua.LTable
-	entries   map[string]*lua.LFunction
-	idle      []*lua.LState
-	timers    map[int]*timer
-	nextID    int
-	phase     phase
-	flights   map[int]func(any, error) // cache computations led by calls in flight
-	current   *call                    // the call being resumed
-	wrapAsync *lua.LFunction
-	reg       Registrar // set for the duration of Init
+	module      *lua.LTable
+	entries     map[string]*lua.LFunction
+	idle        []*lua.LState
+	timers      map[int]*timer
+	nextID      int
+	phase       phase
+	flights     map[int]func(any, error) // cache computations led by calls in flight
+	current     *call                    // the call being resumed
+	tableErrors map[*lua.LTable]string   // where error tables were raised
+	wrapAsync   *lua.LFunction
+	reg         Registrar // set for the duration of Init
 }
 
 type phase int
@@ -90,15 +93,16 @@ func NewState(opts Options) (*State, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	s := &State{
-		opts:    opts,
-		L:       lua.NewState(stateOptions),
-		log:     opts.Env.logger().With("module", opts.Module),
-		work:    make(chan func(), 256),
-		done:    make(chan struct{}),
-		stopped: make(chan struct{}),
-		entries: make(map[string]*lua.LFunction),
-		timers:  make(map[int]*timer),
-		flights: make(map[int]func(any, error)),
+		opts:        opts,
+		L:           lua.NewState(stateOptions),
+		log:         opts.Env.logger().With("module", opts.Module),
+		work:        make(chan func(), 256),
+		done:        make(chan struct{}),
+		stopped:     make(chan struct{}),
+		entries:     make(map[string]*lua.LFunction),
+		timers:      make(map[int]*timer),
+		flights:     make(map[int]func(any, error)),
+		tableErrors: make(map[*lua.LTable]string),
 	}
 	if err := s.openLibs(); err != nil {
 		s.L.Close()
@@ -440,10 +444,20 @@ func errorObject(err error) lua.LValue {
 
 func (s *State) scriptError(err error) error {
 	var ae *lua.ApiError
-	if errors.As(err, &ae) {
-		return newScriptError(s.opts.Module, errorObject(err), ae.StackTrace)
+	if !errors.As(err, &ae) {
+		return err
 	}
-	return err
+	se := newScriptError(s.opts.Module, errorObject(err), ae.StackTrace)
+	if t, ok := ae.Object.(*lua.LTable); ok && se.Source == "" {
+		if where, ok := s.tableErrors[t]; ok {
+			delete(s.tableErrors, t)
+			if i := strings.LastIndex(where, ":"); i > 0 {
+				se.Source = where[:i]
+				se.Line, _ = strconv.Atoi(where[i+1:])
+			}
+		}
+	}
+	return se
 }
 
 // releaseFlights fails the cache computations a finished call led and did

@@ -46,7 +46,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(), checkCmd(), callCmd(), reloadCmd(), replCmd(), versionCmd())
+	root.AddCommand(serveCmd(), checkCmd(), callCmd(), reloadCmd(), replCmd(), testCmd(), versionCmd())
 	err := root.Execute()
 	if err == nil {
 		return exitOK

@@ -334,3 +334,18 @@ func TestServeRunsTheShippedDefault(t *testing.T) {
 		t.Errorf("log:\n%s", s.log())
 	}
 }
+
+func TestTestVerb(t *testing.T) {
+	code, stdout, _ := runCLI("", "", "test", "../../scripts")
+	if code != 0 || !strings.Contains(stdout, " passed, 0 failed") {
+		t.Fatalf("example tests: exit %d\n%s", code, stdout)
+	}
+	dir := writeDir(t, map[string]string{
+		"m.lua":      `local M = {} function M.init(api) api.register_account_validity_callbacks{ is_user_expired = function() return false end } end return M`,
+		"m_test.lua": "test('expired', function()\n  local m = luamods.load('m.lua')\n  expect.eq(m:invoke('account_validity.is_user_expired', '@a:x'), true)\nend)\n",
+	})
+	code, stdout, _ = runCLI("", "", "test", dir)
+	if code == 0 || !strings.Contains(stdout, "m_test.lua:3: expected true, got false") || !strings.Contains(stdout, "0 passed, 1 failed") {
+		t.Fatalf("failing test: exit %d\n%s", code, stdout)
+	}
+}

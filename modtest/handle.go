@@ -1,0 +1,389 @@
+package modtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	lua "github.com/yuin/gopher-lua"
+
+	"luamods/engine"
+	"luamods/httpbridge"
+	"luamods/luaapi"
+)
+
+// handle is a module (or a whole configuration) loaded by a test, with its
+// fakes.
+type handle struct {
+	eng   *engine.Engine
+	web   *echo.Echo // the route table, served without a socket
+	host  *fakeHost
+	http  *fakeHTTP
+	clock *VirtualClock
+	logs  *syncBuffer
+	temp  string // a generated configuration's folder
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func (h *handle) close() {
+	h.eng.Close()
+	if h.temp != "" {
+		os.RemoveAll(h.temp)
+	}
+}
+
+// start loads the configuration at path with fakes in place of the
+// homeserver, the network and the clock.
+func start(ctx context.Context, path string) (*handle, error) {
+	h := &handle{
+		host:  &fakeHost{answers: map[string]any{}},
+		http:  &fakeHTTP{answers: map[string]cannedResponse{}},
+		clock: NewVirtualClock(),
+		logs:  &syncBuffer{},
+	}
+	eng, err := engine.New(ctx, engine.Options{
+		ConfigPath: path,
+		Host:       h.host,
+		HTTPClient: luaapi.NewHTTPClient(luaapi.HTTPPolicy{Transport: h.http}),
+		Clock:      h.clock,
+		Logger:     slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registry:   prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.eng = eng
+	h.web = echo.New()
+	httpbridge.New(eng).Mount(h.web)
+	return h, nil
+}
+
+// parseLoad is luamods.load(path [, config [, {server_name=, instances=, timeout=}]]):
+// one module, its path relative to the test file.
+func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
+	path := fr.resolve(L.CheckString(1))
+	config, err := luaapi.FromLua(L.Get(2))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if config == nil {
+		config = map[string]any{}
+	}
+	serverName, instances, timeout := "example.com", 1, "5s"
+	if opts, ok := L.Get(3).(*lua.LTable); ok {
+		if v, ok := opts.RawGetString("server_name").(lua.LString); ok {
+			serverName = string(v)
+		}
+		if v, ok := opts.RawGetString("instances").(lua.LNumber); ok {
+			instances = int(v)
+		}
+		if v, ok := opts.RawGetString("timeout").(lua.LNumber); ok {
+			timeout = fmt.Sprintf("%gs", float64(v))
+		}
+	}
+	cfgJSON, err := luaapi.EncodeJSON(config)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	nameJSON, _ := luaapi.EncodeJSON(serverName)
+	fileJSON, _ := luaapi.EncodeJSON(path)
+	yaml := fmt.Sprintf("server_name: %s\npublic_baseurl: https://%s/\nmodules:\n  - module: %s\n    config: %s\n    instances: %d\n    timeout: %s\n",
+		nameJSON, serverName, fileJSON, cfgJSON, instances, timeout)
+	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+		dir, err := os.MkdirTemp("", "luamods-test-")
+		if err != nil {
+			return nil, err
+		}
+		cfgPath := filepath.Join(dir, "luamods.yaml")
+		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		h, err := start(ctx, cfgPath)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		h.temp = dir
+		fr.track(h)
+		return func(L *lua.LState) []lua.LValue { return []lua.LValue{fr.handleTable(L, h)} }, nil
+	}, nil
+}
+
+// parseLoadConfig is luamods.load_config(path): a whole configuration file.
+func (fr *fileRun) parseLoadConfig(L *lua.LState) (luaapi.AsyncFunc, error) {
+	path := fr.resolve(L.CheckString(1))
+	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+		h, err := start(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		fr.track(h)
+		return func(L *lua.LState) []lua.LValue { return []lua.LValue{fr.handleTable(L, h)} }, nil
+	}, nil
+}
+
+// resolve makes a path given by a test file absolute, relative to the file.
+func (fr *fileRun) resolve(p string) string {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(fr.path), p)
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// handleTable builds the Lua object of a loaded module. Owner goroutine.
+func (fr *fileRun) handleTable(L *lua.LState, h *handle) *lua.LTable {
+	s := fr.state
+	m := L.CreateTable(0, 8)
+	m.RawSetString("invoke", s.AsyncFunction("invoke", func(L *lua.LState) (luaapi.AsyncFunc, error) {
+		name := L.CheckString(2)
+		args, err := argsFrom(L, 3)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+			res, err := h.eng.Invoke(ctx, name, args...)
+			if err != nil {
+				return nil, err
+			}
+			return func(L *lua.LState) []lua.LValue { return luaapi.ValuesToLua(L, res) }, nil
+		}, nil
+	}))
+	m.RawSetString("call", s.AsyncFunction("call", func(L *lua.LState) (luaapi.AsyncFunc, error) {
+		name := L.CheckString(2)
+		args, err := argsFrom(L, 3)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+			gen, release := h.eng.Acquire()
+			defer release()
+			if len(gen.Modules) == 0 {
+				return nil, fmt.Errorf("no module loaded")
+			}
+			res, err := gen.Modules[0].State().CallFunction(ctx, name, args...)
+			if err != nil {
+				return nil, err
+			}
+			return func(L *lua.LState) []lua.LValue { return luaapi.ValuesToLua(L, luaapi.Tuple(res)) }, nil
+		}, nil
+	}))
+	m.RawSetString("request", s.AsyncFunction("request", func(L *lua.LState) (luaapi.AsyncFunc, error) {
+		return h.parseRequest(L)
+	}))
+	m.RawSetString("logs", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString(h.logs.String()))
+		return 1
+	}))
+	m.RawSetString("host", fr.hostTable(L, h))
+	m.RawSetString("http", fr.httpTable(L, h))
+	m.RawSetString("clock", fr.clockTable(L, h))
+	return m
+}
+
+func argsFrom(L *lua.LState, from int) ([]any, error) {
+	var args []any
+	for i := from; i <= L.GetTop(); i++ {
+		v, err := luaapi.FromLua(L.Get(i))
+		if err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i-from+1, err)
+		}
+		args = append(args, v)
+	}
+	return args, nil
+}
+
+// parseRequest is m:request(method, path [, {headers=, body=, json=}]):
+// through the module's routes, as luamods serve would answer.
+func (h *handle) parseRequest(L *lua.LState) (luaapi.AsyncFunc, error) {
+	method := strings.ToUpper(L.CheckString(2))
+	path := L.CheckString(3)
+	body := ""
+	headers := map[string]string{}
+	if opts, ok := L.Get(4).(*lua.LTable); ok {
+		if b, ok := opts.RawGetString("body").(lua.LString); ok {
+			body = string(b)
+		}
+		if j := opts.RawGetString("json"); j != lua.LNil {
+			v, err := luaapi.FromLua(j)
+			if err != nil {
+				return nil, fmt.Errorf("json: %w", err)
+			}
+			b, err := luaapi.EncodeJSON(v)
+			if err != nil {
+				return nil, err
+			}
+			body = string(b)
+			headers["Content-Type"] = "application/json"
+		}
+		if hs, ok := opts.RawGetString("headers").(*lua.LTable); ok {
+			hs.ForEach(func(k, v lua.LValue) { headers[k.String()] = v.String() })
+		}
+	}
+	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.web.ServeHTTP(rec, req)
+		return func(L *lua.LState) []lua.LValue {
+			t := L.CreateTable(0, 4)
+			t.RawSetString("status", lua.LNumber(rec.Code))
+			t.RawSetString("body", lua.LString(rec.Body.String()))
+			hs := L.CreateTable(0, len(rec.Header()))
+			for k := range rec.Header() {
+				hs.RawSetString(strings.ToLower(k), lua.LString(rec.Header().Get(k)))
+			}
+			t.RawSetString("headers", hs)
+			if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+				if v, err := luaapi.DecodeJSON(rec.Body.Bytes()); err == nil {
+					if lv, err := luaapi.ToLua(L, v); err == nil {
+						t.RawSetString("json", lv)
+					}
+				}
+			}
+			return []lua.LValue{t}
+		}, nil
+	}, nil
+}
+
+// hostTable is m.host: answer(method, value...) and calls([method]).
+func (fr *fileRun) hostTable(L *lua.LState, h *handle) *lua.LTable {
+	t := L.CreateTable(0, 2)
+	t.RawSetString("answer", L.NewFunction(func(L *lua.LState) int {
+		method := L.CheckString(2)
+		vals, err := argsFrom(L, 3)
+		if err != nil {
+			L.RaiseError("host:answer: %v", err)
+		}
+		var v any
+		switch len(vals) {
+		case 0:
+		case 1:
+			v = vals[0]
+		default:
+			v = luaapi.Tuple(vals)
+		}
+		h.host.answer(method, v)
+		return 0
+	}))
+	t.RawSetString("calls", L.NewFunction(func(L *lua.LState) int {
+		L.Push(toLuaOrNil(L, h.host.recorded(L.OptString(2, ""))))
+		return 1
+	}))
+	return t
+}
+
+// httpTable is m.http: answer(method, url, {status=, json=, body=, headers=})
+// and requests().
+func (fr *fileRun) httpTable(L *lua.LState, h *handle) *lua.LTable {
+	t := L.CreateTable(0, 2)
+	t.RawSetString("answer", L.NewFunction(func(L *lua.LState) int {
+		method, url := L.CheckString(2), L.CheckString(3)
+		spec := L.OptTable(4, L.CreateTable(0, 0))
+		r := cannedResponse{status: 200, headers: map[string]string{}}
+		if n, ok := spec.RawGetString("status").(lua.LNumber); ok {
+			r.status = int(n)
+		}
+		if b, ok := spec.RawGetString("body").(lua.LString); ok {
+			r.body = []byte(b)
+		}
+		if j := spec.RawGetString("json"); j != lua.LNil {
+			v, err := luaapi.FromLua(j)
+			if err == nil {
+				r.body, err = luaapi.EncodeJSON(v)
+			}
+			if err != nil {
+				L.RaiseError("http:answer: json: %v", err)
+			}
+			r.headers["Content-Type"] = "application/json"
+		}
+		if hs, ok := spec.RawGetString("headers").(*lua.LTable); ok {
+			hs.ForEach(func(k, v lua.LValue) { r.headers[k.String()] = v.String() })
+		}
+		h.http.answer(method, url, r)
+		return 0
+	}))
+	t.RawSetString("requests", L.NewFunction(func(L *lua.LState) int {
+		L.Push(toLuaOrNil(L, h.http.recorded()))
+		return 1
+	}))
+	return t
+}
+
+// clockTable is m.clock: advance(seconds) fires the background calls that
+// fall due and waits for the module to run them; now() is in milliseconds.
+func (fr *fileRun) clockTable(L *lua.LState, h *handle) *lua.LTable {
+	t := L.CreateTable(0, 2)
+	t.RawSetString("advance", fr.state.AsyncFunction("clock:advance", func(L *lua.LState) (luaapi.AsyncFunc, error) {
+		d := time.Duration(float64(L.CheckNumber(2)) * float64(time.Second))
+		return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
+			h.clock.AdvanceSettling(d, func() { h.settle(ctx) })
+			return nil, nil
+		}, nil
+	}))
+	t.RawSetString("now", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LNumber(h.clock.Now().UnixMilli()))
+		return 1
+	}))
+	return t
+}
+
+// settle lets every module state run what the clock just queued: work is
+// served in order, so a no-op queued after it runs after it.
+func (h *handle) settle(ctx context.Context) {
+	gen, release := h.eng.Acquire()
+	defer release()
+	for round := 0; round < 3; round++ {
+		for _, m := range gen.Modules {
+			for _, s := range m.States() {
+				s.Do(ctx, func(*lua.LState) {})
+			}
+		}
+	}
+}
+
+// toLuaOrNil converts recorded calls and requests (structs) through JSON.
+func toLuaOrNil(L *lua.LState, v any) lua.LValue {
+	b, err := luaapi.EncodeJSON(v)
+	if err != nil {
+		return lua.LNil
+	}
+	g, err := luaapi.DecodeJSON(b)
+	if err != nil {
+		return lua.LNil
+	}
+	if g == nil {
+		g = []any{}
+	}
+	lv, err := luaapi.ToLua(L, g)
+	if err != nil {
+		return lua.LNil
+	}
+	return lv
+}

@@ -1,0 +1,32 @@
+-- Tests of hello.lua, run by `luamods test scripts`.
+
+test("GET greets by query name or subpath", function()
+  local m = luamods.load("hello.lua", { greeting = "hi" })
+  local r = m:request("GET", "/_synapse/client/hello?name=bob")
+  expect.eq(r.status, 200)
+  expect.eq(r.json.message, "hi, bob")
+  r = m:request("GET", "/_synapse/client/hello/carol")
+  expect.eq(r.json.message, "hi, carol")
+  expect.eq(r.json.served, 2, "the module counts the requests it served")
+end)
+
+test("POST echoes JSON and refuses other bodies with M_NOT_JSON", function()
+  local m = luamods.load("hello.lua", {}, { server_name = "test.example" })
+  local r = m:request("POST", "/_synapse/client/hello", { json = { a = { 1, 2 } } })
+  expect.eq(r.status, 200)
+  expect.eq(r.json, { echo = { a = { 1, 2 } }, server = "test.example" })
+  r = m:request("POST", "/_synapse/client/hello", { body = "plain text", headers = { ["Content-Type"] = "text/plain" } })
+  expect.eq(r.status, 400)
+  expect.eq(r.json.errcode, "M_NOT_JSON")
+end)
+
+test("other methods get 405", function()
+  local m = luamods.load("hello.lua")
+  local r = m:request("DELETE", "/_synapse/client/hello")
+  expect.eq(r.status, 405)
+  expect.eq(r.headers.allow, "GET, POST")
+end)
+
+test("a greeting that is not a string is a config error", function()
+  expect.error(function() luamods.load("hello.lua", { greeting = 5 }) end, "greeting must be a string")
+end)
