@@ -71,7 +71,7 @@ func (s *State) installAPI() {
 	L.SetField(L.Get(lua.RegistryIndex), registryAPI, api)
 }
 
-// API returns the api table. Owner goroutine only.
+// API returns the api table. Only the state's owner may call it (inside Do).
 func (s *State) API() *lua.LTable {
 	return s.L.GetField(s.L.Get(lua.RegistryIndex), registryAPI).(*lua.LTable)
 }

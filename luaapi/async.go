@@ -11,8 +11,8 @@ import (
 )
 
 // AsyncFunc is the part of an asynchronous api function that runs off the
-// owner goroutine. It must return promptly once ctx is done. deliver, which
-// may be nil, runs back on the owner goroutine and builds the Lua results.
+// state's owner. It must return promptly once ctx is done. deliver, which
+// may be nil, runs back as the owner and builds the Lua results.
 type AsyncFunc func(ctx context.Context) (deliver func(L *lua.LState) []lua.LValue, err error)
 
 // awaitRequest asks the owner loop to run an AsyncFunc and resume the
@@ -75,7 +75,7 @@ func yieldable() bool {
 const notYieldable = "cannot wait here: inside a metamethod, an iterator, a sort comparator or a gsub callback"
 
 // asyncFunction makes the raw Go side of an asynchronous api function. parse
-// reads the Lua arguments on the owner goroutine and returns the work to do.
+// reads the Lua arguments, as the state's owner, and returns the work to do.
 // The raw function returns (true, n, results...) or (false, error); the Lua
 // wrapper made by wrapAsync turns that into results or an error raised at the
 // caller's line.

@@ -98,7 +98,7 @@ type Registrar interface {
 // Host is the homeserver behind the homeserver-backed api methods
 // (api.get_room_state, api.account_data_manager.get_global, …). method is
 // the api name ("get_room_state", "account_data_manager.put_global"); args and
-// the result are JSON-like values. Calls run off the owner goroutine, so a
+// the result are JSON-like values. Calls run on a goroutine of their own, so a
 // Host may block until ctx is done.
 type Host interface {
 	CallHost(ctx context.Context, method string, args []any) (any, error)

@@ -148,7 +148,7 @@ func (e *HTTPError) LuaValue(L *lua.LState) lua.LValue {
 	return t
 }
 
-// httpRequest is one outbound request, read from Lua on the owner goroutine.
+// httpRequest is one outbound request, read from Lua by the state's owner.
 type httpRequest struct {
 	method   string
 	url      string

@@ -73,11 +73,30 @@ func (s *State) Init(ctx context.Context, reg Registrar) error {
 	return err
 }
 
-// Do runs f on the owner goroutine and waits for it. f may use L freely but
+// Do runs f as the state's owner and waits for it. f may use L freely but
 // must not yield. It reports false when the state closed or ctx ended first.
 func (s *State) Do(ctx context.Context, f func(L *lua.LState)) bool {
 	done := make(chan struct{})
-	if !s.post(ctx, func() { f(s.L); close(done) }) {
+	job := funcJob(func() { f(s.L); close(done) })
+	if !s.direct(job) && !s.post(ctx, job) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.stopped:
+		return false
+	}
+}
+
+// Sync waits until the work queued before it (completions, background
+// calls) has run. Unlike Do it always goes through the queue, so it is a
+// barrier. It reports false when the state closed or ctx ended first.
+func (s *State) Sync(ctx context.Context) bool {
+	done := make(chan struct{})
+	if !s.post(ctx, funcJob(func() { close(done) })) {
 		return false
 	}
 	select {
@@ -184,13 +203,13 @@ func (s *State) Run(ctx context.Context, proto *lua.FunctionProto) ([]any, error
 	}, nil)
 }
 
-// Register makes fn callable as entry key (State.Call). Owner goroutine
-// only: call it inside Do.
+// Register makes fn callable as entry key (State.Call). Only the state's
+// owner may call it: call it inside Do.
 func (s *State) Register(key Entry, fn *lua.LFunction) { s.entries[key] = fn }
 
 // AsyncFunction makes a Lua function whose work (run by parse's AsyncFunc)
-// happens off the owner goroutine while the calling coroutine waits, like
-// api.sleep. Owner goroutine only: call it inside Do.
+// happens on another goroutine while the calling coroutine waits, like
+// api.sleep. Only the state's owner may call it: call it inside Do.
 func (s *State) AsyncFunction(name string, parse func(L *lua.LState) (AsyncFunc, error)) *lua.LFunction {
 	return s.asyncLua(name, parse)
 }

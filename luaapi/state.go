@@ -41,25 +41,31 @@ type Options struct {
 	Env     *Env          // the outside world as the api table sees it
 }
 
-// A State is one Lua state of a module with the goroutine that owns it.
+// A State is one Lua state of a module and the lock that makes one
+// goroutine at a time its owner.
 //
-// Only the owner goroutine touches the LState, its threads, and every Lua
-// value in it. Other goroutines hand it work through Call and its siblings,
-// which may be called concurrently. Every call runs as a thread of the state;
-// when Lua waits on Go (HTTP, sleep, a host call) the thread yields and the
-// owner serves other calls until the result arrives (gopherlua.md §4).
+// Only the owner touches the LState, its threads, and every Lua value in
+// it. A caller that finds the state idle becomes the owner and runs its call
+// on its own goroutine; otherwise its call is queued for the state's loop
+// goroutine, which owns the state while it serves the queue. Call and its
+// siblings may be called concurrently. Every call runs as a thread of the
+// state; when Lua waits on Go (HTTP, sleep, a host call) the thread yields,
+// the owner goes on with other work, and the loop resumes the thread when the
+// result arrives (gopherlua.md §4).
 type State struct {
-	opts    Options
-	L       *lua.LState
-	log     *slog.Logger
-	work    chan func()
-	done    chan struct{}
-	stopped chan struct{}
-	closing sync.Once
+	opts      Options
+	L         *lua.LState
+	log       *slog.Logger
+	work      chan job
+	done      chan struct{}
+	stopped   chan struct{}
+	closing   sync.Once
+	exec      sync.Mutex // held by the owner: the loop or a caller that found the state idle
+	deadlines *watchdog
 
 	inflight atomic.Int64 // calls started and not yet finished
 
-	// Owner-goroutine-only fields.
+	// Fields only the owner touches.
 	module      *lua.LTable
 	entries     map[string]*lua.LFunction
 	idle        []*lua.LState
@@ -83,7 +89,7 @@ const (
 )
 
 // NewState creates a sandboxed state for the compiled module proto, installs
-// the api table, and starts its owner goroutine. It does not run the chunk:
+// the api table, and starts its loop goroutine. It does not run the chunk:
 // call Load, then ParseConfig and Init.
 func NewState(opts Options) (*State, error) {
 	if opts.Env == nil {
@@ -96,12 +102,13 @@ func NewState(opts Options) (*State, error) {
 		opts:        opts,
 		L:           lua.NewState(stateOptions),
 		log:         opts.Env.logger().With("module", opts.Module),
-		work:        make(chan func(), 256),
+		work:        make(chan job, 256),
 		done:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 		entries:     make(map[string]*lua.LFunction),
 		timers:      make(map[int]*timer),
 		flights:     make(map[int]func(any, error)),
+		deadlines:   newWatchdog(),
 		tableErrors: make(map[*lua.LTable]string),
 	}
 	if err := s.openLibs(); err != nil {
@@ -123,20 +130,63 @@ func (s *State) loop() {
 	defer close(s.stopped)
 	for {
 		select {
-		case f := <-s.work:
-			f()
+		case j := <-s.work:
+			s.exec.Lock()
+			j.run()
+			s.drainLocked()
+			s.exec.Unlock()
 		case <-s.done:
+			s.exec.Lock()
 			s.shutdown()
+			s.exec.Unlock()
 			return
 		}
 	}
 }
 
-// post queues f to run on the owner goroutine. It reports false when the
-// state is closed or ctx ends first.
-func (s *State) post(ctx context.Context, f func()) bool {
+// drainLocked runs the work queued so far. The caller owns the state.
+func (s *State) drainLocked() {
+	for {
+		select {
+		case j := <-s.work:
+			j.run()
+		default:
+			return
+		}
+	}
+}
+
+// direct runs f on the calling goroutine if the state is idle (and open),
+// then the work queued meanwhile; it reports whether it did. This saves the
+// two goroutine switches of a queued call when nothing else is running.
+func (s *State) direct(j job) bool {
+	if !s.exec.TryLock() {
+		return false
+	}
+	defer s.exec.Unlock()
 	select {
-	case s.work <- f:
+	case <-s.done:
+		return false
+	default:
+	}
+	j.run()
+	s.drainLocked()
+	return true
+}
+
+// job is work for the state's owner.
+type job interface{ run() }
+
+// funcJob is a function as a job.
+type funcJob func()
+
+func (f funcJob) run() { f() }
+
+// post queues f for the loop goroutine. It reports false when the state is
+// closed or ctx ends first.
+func (s *State) post(ctx context.Context, j job) bool {
+	select {
+	case s.work <- j:
 		return true
 	case <-s.done:
 		return false
@@ -147,15 +197,15 @@ func (s *State) post(ctx context.Context, f func()) bool {
 
 // postAlways queues f unless the state is closed; used for completions,
 // which must not be lost while the state lives.
-func (s *State) postAlways(f func()) {
+func (s *State) postAlways(j job) {
 	select {
-	case s.work <- f:
+	case s.work <- j:
 	case <-s.done:
 	}
 }
 
 // Close stops the timers, fails calls that are still waiting, and releases
-// the state. It waits for the owner goroutine to finish. Safe to call twice.
+// the state, once the call running now (if any) returns. Safe to call twice.
 func (s *State) Close() {
 	s.closing.Do(func() { close(s.done) })
 	<-s.stopped
@@ -188,78 +238,68 @@ type result struct {
 // handler), as the Registrar was told.
 type Entry = string
 
+// ArgsFunc builds the Lua arguments of a call; it runs as the state's owner.
+type ArgsFunc func(L *lua.LState) ([]lua.LValue, error)
+
+// ResultFunc converts a call's Lua results, as the state's owner. The
+// default converts each with FromLua.
+type ResultFunc func(L *lua.LState, results []lua.LValue) ([]any, error)
+
+// setup picks the function and arguments of a call, as the state's owner.
+type setup func(L *lua.LState) (*lua.LFunction, []lua.LValue, error)
+
 // Call runs the entry point key with args converted to Lua, under the
 // module's timeout and ctx, and returns its results converted to Go.
 func (s *State) Call(ctx context.Context, key Entry, args ...any) ([]any, error) {
-	return s.Invoke(ctx, key, func(L *lua.LState) ([]lua.LValue, error) {
-		lv := make([]lua.LValue, len(args))
-		for i, a := range args {
-			v, err := ToLua(L, a)
-			if err != nil {
-				return nil, fmt.Errorf("argument %d: %w", i+1, err)
-			}
-			lv[i] = v
-		}
-		return lv, nil
-	}, nil)
+	return s.call(ctx, &call{entry: key, args: args})
 }
-
-// ArgsFunc builds the Lua arguments of a call on the owner goroutine.
-type ArgsFunc func(L *lua.LState) ([]lua.LValue, error)
-
-// ResultFunc converts a call's Lua results on the owner goroutine. The
-// default converts each with FromLua.
-type ResultFunc func(L *lua.LState, results []lua.LValue) ([]any, error)
 
 // Invoke is Call with custom conversion of arguments and results, for
 // callers (such as the HTTP bridge) that build or read Lua values directly.
 func (s *State) Invoke(ctx context.Context, key Entry, args ArgsFunc, res ResultFunc) ([]any, error) {
-	return s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
-		fn, ok := s.entries[key]
-		if !ok {
-			return nil, nil, fmt.Errorf("luaapi: module %s has no entry %q", s.opts.Module, key)
-		}
-		lv, err := args(L)
-		return fn, lv, err
-	}, res)
+	return s.call(ctx, &call{entry: key, argsFn: args, res: res})
 }
 
-// setup picks the function and arguments of a call on the owner goroutine.
-type setup func(L *lua.LState) (*lua.LFunction, []lua.LValue, error)
-
-// run executes a call on the owner goroutine and waits for its result.
+// run runs the function start picks, and converts its results with res.
 func (s *State) run(ctx context.Context, start setup, res ResultFunc) ([]any, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
+	return s.call(ctx, &call{setup: start, res: res})
+}
+
+// call executes c in the state and waits for its result. When the state is
+// idle the call runs on this goroutine and its result needs no channel.
+func (s *State) call(parent context.Context, c *call) ([]any, error) {
+	c.s = s
+	c.ctx = s.deadlines.start(parent, s.opts.Timeout)
+	defer s.deadlines.stop(c.ctx)
 	s.inflight.Add(1)
-	reply := make(chan result, 1)
-	finish := func(vals []lua.LValue, err error) {
-		defer s.inflight.Add(-1)
-		if err != nil {
-			reply <- result{err: err}
-			return
-		}
-		if res == nil {
-			res = convertResults
-		}
-		out, cerr := res(s.L, vals)
-		reply <- result{values: out, err: cerr}
-	}
-	if !s.post(ctx, func() { s.startCall(ctx, start, finish) }) {
+	if !s.direct(c) && !s.post(c.ctx, c) {
 		s.inflight.Add(-1)
-		return nil, s.abandoned(ctx)
+		return nil, s.abandoned(c.ctx)
 	}
-	select {
-	case r := <-reply:
+	c.mu.Lock()
+	if c.done {
+		r := c.result
+		c.mu.Unlock()
 		return r.values, r.err
-	case <-ctx.Done():
-		return nil, s.abandoned(ctx)
+	}
+	c.reply = make(chan result, 1)
+	c.mu.Unlock()
+	select {
+	case r := <-c.reply:
+		return r.values, r.err
+	case <-c.ctx.Done():
+		return nil, s.abandoned(c.ctx)
 	case <-s.stopped:
 		return nil, ErrClosed
 	}
 }
 
 func (s *State) abandoned(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return ErrClosed
+	default:
+	}
 	if err := ctx.Err(); err != nil {
 		return &ScriptError{Module: s.opts.Module, Message: "call did not finish: " + err.Error(), cause: err}
 	}
@@ -278,13 +318,82 @@ func convertResults(_ *lua.LState, vals []lua.LValue) ([]any, error) {
 	return out, nil
 }
 
-// call is one call in flight on the owner goroutine: a stack of threads, the
-// bottom one running the entry function, the others pcall'd functions.
+// call is one call into the state from its request to its result: the job
+// queued for the state, the stack of threads it runs on (the bottom one
+// running the entry function, the others pcall'd functions), and the reply.
 type call struct {
-	ctx     context.Context
-	frames  []frame
-	finish  func([]lua.LValue, error)
-	flights []int // cache computations this call leads
+	s   *State
+	ctx *callContext
+
+	// What to run: an entry with Go arguments (args) or with an ArgsFunc,
+	// or whatever setup picks.
+	entry  Entry
+	args   []any
+	argsFn ArgsFunc
+	setup  setup
+	res    ResultFunc
+	onDone func([]lua.LValue, error) // background calls: instead of a reply
+
+	frames   []frame
+	frameBuf [2]frame
+	flights  []int // cache computations this call leads
+
+	mu     sync.Mutex
+	done   bool
+	result result
+	reply  chan result // made only when the caller has to wait
+}
+
+// run starts the call; the state's loop runs it when it was queued.
+func (c *call) run() { c.s.startCall(c) }
+
+// prepare picks the function and converts the arguments, as the owner.
+func (c *call) prepare(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
+	if c.setup != nil {
+		return c.setup(L)
+	}
+	fn, ok := c.s.entries[c.entry]
+	if !ok {
+		return nil, nil, fmt.Errorf("luaapi: module %s has no entry %q", c.s.opts.Module, c.entry)
+	}
+	if c.argsFn != nil {
+		lv, err := c.argsFn(L)
+		return fn, lv, err
+	}
+	lv := make([]lua.LValue, len(c.args))
+	for i, a := range c.args {
+		v, err := ToLua(L, a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+		lv[i] = v
+	}
+	return fn, lv, nil
+}
+
+// finish ends the call with the Lua results or an error, as the owner.
+func (c *call) finish(vals []lua.LValue, err error) {
+	s := c.s
+	s.releaseFlights(c, err)
+	if c.onDone != nil {
+		c.onDone(vals, err)
+		return
+	}
+	r := result{err: err}
+	if err == nil {
+		res := c.res
+		if res == nil {
+			res = convertResults
+		}
+		r.values, r.err = res(s.L, vals)
+	}
+	s.inflight.Add(-1)
+	c.mu.Lock()
+	c.done, c.result = true, r
+	if c.reply != nil {
+		c.reply <- r
+	}
+	c.mu.Unlock()
 }
 
 type frameKind int
@@ -302,22 +411,17 @@ type frame struct {
 	handler *lua.LFunction
 }
 
-func (s *State) startCall(ctx context.Context, start setup, finish func([]lua.LValue, error)) {
-	if err := ctx.Err(); err != nil {
-		finish(nil, s.abandoned(ctx))
+func (s *State) startCall(c *call) {
+	if err := c.ctx.Err(); err != nil {
+		c.finish(nil, s.abandoned(c.ctx))
 		return
 	}
-	fn, args, err := start(s.L)
+	fn, args, err := c.prepare(s.L)
 	if err != nil {
-		finish(nil, err)
+		c.finish(nil, err)
 		return
 	}
-	c := &call{ctx: ctx}
-	c.finish = func(vals []lua.LValue, err error) {
-		s.releaseFlights(c, err)
-		finish(vals, err)
-	}
-	c.frames = append(c.frames, frame{th: s.thread(ctx), kind: frameRoot})
+	c.frames = append(c.frameBuf[:0], frame{th: s.thread(c.ctx), kind: frameRoot})
 	s.drive(c, fn, args)
 }
 
@@ -475,11 +579,11 @@ func (s *State) releaseFlights(c *call, err error) {
 	}
 }
 
-// await runs an asynchronous request off the owner goroutine and resumes the
+// await runs an asynchronous request on a goroutine of its own and resumes the
 // call with its outcome.
 func (s *State) await(c *call, r *awaitRequest) {
 	deliver, err := r.run(c.ctx)
-	s.postAlways(func() {
+	s.postAlways(funcJob(func() {
 		var args []lua.LValue
 		if err != nil {
 			args = []lua.LValue{lua.LFalse, errorToLua(s.L, err)}
@@ -492,5 +596,5 @@ func (s *State) await(c *call, r *awaitRequest) {
 			args = append(args, vals...)
 		}
 		s.drive(c, nil, args)
-	})
+	}))
 }

@@ -45,7 +45,7 @@ func (c testCatalog) Categories() []string { return c }
 
 // newTestState loads src as module "test" (chunk name "test.lua") and runs
 // its init. The module must return a table with init.
-func newTestState(t *testing.T, src string, env *Env) (*State, *recorder) {
+func newTestState(t testing.TB, src string, env *Env) (*State, *recorder) {
 	t.Helper()
 	if env == nil {
 		env = &Env{}

@@ -7,7 +7,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// timer is a background call of the module (owner goroutine only).
+// timer is a background call of the module (touched by the state's owner only).
 type timer struct {
 	fn       *lua.LFunction
 	args     []lua.LValue
@@ -72,20 +72,20 @@ func (s *State) pushTimer(L *lua.LState, t *timer, first time.Duration, stopName
 
 func (s *State) schedule(id int, t *timer, d time.Duration) {
 	t.cancel = s.opts.Env.clock().AfterFunc(d, func() {
-		s.postAlways(func() { s.fire(id) })
+		s.postAlways(funcJob(func() { s.fire(id) }))
 	})
 }
 
-// fire runs a timer's function as a call of its own on the owner goroutine.
+// fire runs a timer's function as a call of its own, as the state's owner.
 func (s *State) fire(id int) {
 	t, ok := s.timers[id]
 	if !ok || t.stopped || s.phase == phaseClosed {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-	start := func(*lua.LState) (*lua.LFunction, []lua.LValue, error) { return t.fn, t.args, nil }
-	s.startCall(ctx, start, func(_ []lua.LValue, err error) {
-		cancel()
+	c := &call{s: s, ctx: s.deadlines.start(context.Background(), s.opts.Timeout)}
+	c.setup = func(*lua.LState) (*lua.LFunction, []lua.LValue, error) { return t.fn, t.args, nil }
+	c.onDone = func(_ []lua.LValue, err error) {
+		s.deadlines.stop(c.ctx)
 		if err != nil {
 			s.log.Error("background call failed", "error", err.Error(), "where", definedAt(t.fn))
 		}
@@ -94,5 +94,6 @@ func (s *State) fire(id int) {
 			return
 		}
 		delete(s.timers, id)
-	})
+	}
+	s.startCall(c)
 }

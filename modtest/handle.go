@@ -362,7 +362,7 @@ func (h *handle) settle(ctx context.Context) {
 	for round := 0; round < 3; round++ {
 		for _, m := range gen.Modules {
 			for _, s := range m.States() {
-				s.Do(ctx, func(*lua.LState) {})
+				s.Sync(ctx)
 			}
 		}
 	}

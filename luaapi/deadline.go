@@ -1,0 +1,154 @@
+package luaapi
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+)
+
+// callContext is the context of one call: done at its deadline or when its
+// parent is. It replaces context.WithTimeout, whose timer per call costs
+// more than the rest of a small call: the state's watchdog keeps one timer
+// for all its calls.
+type callContext struct {
+	parent   context.Context
+	deadline time.Time
+	done     chan struct{}
+	index    int // in the watchdog's heap; -1 when not in it
+
+	mu  sync.Mutex
+	err error
+
+	stopParent func() bool // unregisters the parent's cancellation
+}
+
+func (c *callContext) Deadline() (time.Time, bool) {
+	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *callContext) Done() <-chan struct{} { return c.done }
+
+func (c *callContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *callContext) Value(key any) any { return c.parent.Value(key) }
+
+func (c *callContext) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+}
+
+// watchdog cancels the calls of a state whose deadline has passed. Its
+// goroutine runs only while calls are in flight.
+type watchdog struct {
+	mu      sync.Mutex
+	calls   deadlineHeap
+	running bool
+	wake    chan struct{}
+}
+
+func newWatchdog() *watchdog { return &watchdog{wake: make(chan struct{}, 1)} }
+
+// start returns the context of a call bounded by timeout and parent; stop
+// it when the call is over.
+func (w *watchdog) start(parent context.Context, timeout time.Duration) *callContext {
+	c := &callContext{parent: parent, deadline: time.Now().Add(timeout), done: make(chan struct{}), index: -1}
+	if parent.Done() != nil {
+		if err := parent.Err(); err != nil {
+			c.cancel(err)
+			return c
+		}
+		c.stopParent = context.AfterFunc(parent, func() { c.cancel(context.Cause(parent)) })
+	}
+	w.mu.Lock()
+	heap.Push(&w.calls, c)
+	first := c.index == 0
+	if !w.running {
+		w.running = true
+		go w.loop()
+	} else if first {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	w.mu.Unlock()
+	return c
+}
+
+func (w *watchdog) stop(c *callContext) {
+	w.mu.Lock()
+	if c.index >= 0 {
+		heap.Remove(&w.calls, c.index)
+	}
+	w.mu.Unlock()
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+	c.cancel(context.Canceled)
+}
+
+func (w *watchdog) loop() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		w.mu.Lock()
+		now := time.Now()
+		for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
+			c := heap.Pop(&w.calls).(*callContext)
+			c.cancel(context.DeadlineExceeded)
+		}
+		if len(w.calls) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		wait := w.calls[0].deadline.Sub(now)
+		w.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-w.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// deadlineHeap orders calls by deadline.
+type deadlineHeap []*callContext
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	c := x.(*callContext)
+	c.index = len(*h)
+	*h = append(*h, c)
+}
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	c.index = -1
+	*h = old[:len(old)-1]
+	return c
+}
