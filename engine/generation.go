@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	lua "github.com/yuin/gopher-lua"
 
 	"luamods/cachebridge"
@@ -73,8 +74,16 @@ type Route struct {
 }
 
 type hook struct {
-	module *Module
-	reg    luaapi.CallbackRegistration
+	module  *Module
+	reg     luaapi.CallbackRegistration
+	metrics hookMetrics
+}
+
+// hookMetrics are a hook's metric series, looked up once.
+type hookMetrics struct {
+	calls, errors prometheus.Counter
+	latency       prometheus.Observer
+	inflight      prometheus.Gauge
 }
 
 // States returns the module's Lua states (one per instance).

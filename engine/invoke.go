@@ -131,9 +131,8 @@ func (g *Generation) invokeKeyed(ctx context.Context, cb *Callback, args []any) 
 // call runs one module's callback and records its metrics. mutated is the
 // argument cb.Mutates as the module left it.
 func (g *Generation) call(ctx context.Context, cb *Callback, h hook, args []any) (ret []any, mutated any, err error) {
-	m := g.engine.metrics
 	name := cb.FullName()
-	m.Inflight.WithLabelValues(h.module.Name).Inc()
+	h.metrics.inflight.Inc()
 	start := time.Now()
 	var mutable *lua.LTable
 	ret, err = h.module.State().Invoke(ctx, h.reg.Entry, func(L *lua.LState) ([]lua.LValue, error) {
@@ -173,11 +172,11 @@ func (g *Generation) call(ctx context.Context, cb *Callback, h hook, args []any)
 		}
 		return out, nil
 	})
-	m.Inflight.WithLabelValues(h.module.Name).Dec()
-	m.CallbackLatency.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	m.CallbackCalls.WithLabelValues(name, h.module.Name).Inc()
+	h.metrics.inflight.Dec()
+	h.metrics.latency.Observe(time.Since(start).Seconds())
+	h.metrics.calls.Inc()
 	if err != nil {
-		m.CallbackErrors.WithLabelValues(name, h.module.Name).Inc()
+		h.metrics.errors.Inc()
 	}
 	return ret, mutated, err
 }

@@ -111,9 +111,15 @@ func (g *Generation) applyCallbacks(m *Module, rec registration) error {
 			return fmt.Errorf("tried to register %s twice (module %s already did)", reg.Name, g.hooks[name][0].module.Name)
 		}
 	}
+	mt := g.engine.metrics
 	for _, reg := range rec.callbacks {
 		name := rec.category + "." + reg.Name
-		g.hooks[name] = append(g.hooks[name], hook{module: m, reg: reg})
+		g.hooks[name] = append(g.hooks[name], hook{module: m, reg: reg, metrics: hookMetrics{
+			calls:    mt.CallbackCalls.WithLabelValues(name, m.Name),
+			errors:   mt.CallbackErrors.WithLabelValues(name, m.Name),
+			latency:  mt.CallbackLatency.WithLabelValues(name),
+			inflight: mt.Inflight.WithLabelValues(m.Name),
+		}})
 		g.callbacks[m] = append(g.callbacks[m], reg)
 	}
 	return nil

@@ -52,7 +52,7 @@ func run(t *testing.T, e *Engine, cmd string) string {
 	return res.(string)
 }
 
-func rewrite(t *testing.T, e *Engine, name, content string) {
+func rewrite(t testing.TB, e *Engine, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(filepath.Dir(e.opts.ConfigPath), name), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
