@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	lua "github.com/yuin/gopher-lua"
 
@@ -22,13 +25,19 @@ import (
 
 // Bridge serves an engine's modules over HTTP.
 type Bridge struct {
-	eng *engine.Engine
-	log *slog.Logger
+	eng       *engine.Engine
+	log       *slog.Logger
+	idPrefix  string        // random per bridge: request ids are unique across restarts
+	idCounter atomic.Uint64 // and cost no system call
+	latency   sync.Map      // route path → prometheus.Observer
+	requests  pendingRequests
 }
 
 // New returns a bridge for eng.
 func New(eng *engine.Engine) *Bridge {
-	return &Bridge{eng: eng, log: eng.Logger()}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &Bridge{eng: eng, log: eng.Logger(), idPrefix: hex.EncodeToString(b[:])}
 }
 
 // Mount registers everything on e: module web resources (a catch-all that
@@ -60,10 +69,18 @@ func (b *Bridge) ServeResource(c echo.Context) error {
 	}
 	start := time.Now()
 	status := b.serveRoute(c, gen, route, subpath)
-	m := b.eng.Metrics()
-	m.RouteRequests.WithLabelValues(route.Path, req.Method, strconv.Itoa(status)).Inc()
-	m.RouteLatency.WithLabelValues(route.Path).Observe(time.Since(start).Seconds())
+	b.eng.Metrics().RouteRequests.WithLabelValues(route.Path, req.Method, strconv.Itoa(status)).Inc()
+	b.routeLatency(route.Path).Observe(time.Since(start).Seconds())
 	return nil
+}
+
+func (b *Bridge) routeLatency(path string) prometheus.Observer {
+	if o, ok := b.latency.Load(path); ok {
+		return o.(prometheus.Observer)
+	}
+	o := b.eng.Metrics().RouteLatency.WithLabelValues(path)
+	b.latency.Store(path, o)
+	return o
 }
 
 func (b *Bridge) serveRoute(c echo.Context, gen *engine.Generation, route *engine.Route, subpath string) int {
@@ -96,12 +113,18 @@ func (b *Bridge) serveRoute(c echo.Context, gen *engine.Generation, route *engin
 	}
 	r := &request{
 		method: req.Method, path: req.URL.Path, subpath: subpath, query: req.URL.Query(),
-		headers: req.Header, body: body, remoteAddr: c.RealIP(), requestID: requestID(c),
+		headers: req.Header, body: body, remoteAddr: c.RealIP(), requestID: b.requestID(c),
 	}
 	var resp *response
+	var table *lua.LTable
+	defer func() {
+		if table != nil {
+			b.requests.remove(table)
+		}
+	}()
 	_, err = route.Module.State().Invoke(req.Context(), entry, func(L *lua.LState) ([]lua.LValue, error) {
-		t, err := r.toLua(L)
-		return []lua.LValue{t}, err
+		table = r.toLua(L, &b.requests)
+		return []lua.LValue{table}, nil
 	}, func(_ *lua.LState, vals []lua.LValue) ([]any, error) {
 		var rerr error
 		resp, rerr = responseFromLua(vals[0])
@@ -153,13 +176,13 @@ func matrixError(c echo.Context, status int, code, msg string) error {
 	return c.JSON(status, map[string]any{"errcode": code, "error": msg})
 }
 
-func requestID(c echo.Context) string {
+// requestID is the client's X-Request-Id (when short), else a new one,
+// echoed in the answer.
+func (b *Bridge) requestID(c echo.Context) string {
 	if id := c.Request().Header.Get(echo.HeaderXRequestID); id != "" && len(id) <= 64 {
 		return id
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+	id := b.idPrefix + "-" + strconv.FormatUint(b.idCounter.Add(1), 10)
 	c.Response().Header().Set(echo.HeaderXRequestID, id)
 	return id
 }

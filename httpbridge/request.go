@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -21,44 +22,130 @@ type request struct {
 	remoteAddr, requestID string
 }
 
+// requestMetaKey is the registry key of the request tables' metatable.
+const requestMetaKey = "luamods.request"
+
 // toLua builds the request table (design §5): method, path, subpath, query
 // (name → first value), query_all, headers (lower-case names), body, json
-// (when the body is JSON), remote_addr, request_id.
-func (r *request) toLua(L *lua.LState) (lua.LValue, error) {
-	t := L.CreateTable(0, 11)
-	t.RawSetString("method", lua.LString(r.method))
-	t.RawSetString("path", lua.LString(r.path))
-	t.RawSetString("subpath", lua.LString(r.subpath))
-	q := L.CreateTable(0, len(r.query))
-	qa := L.CreateTable(0, len(r.query))
-	for k, vs := range r.query {
-		if len(vs) > 0 {
-			q.RawSetString(k, lua.LString(vs[0]))
-		}
-		all := L.CreateTable(len(vs), 0)
-		for _, v := range vs {
-			all.Append(lua.LString(v))
-		}
-		qa.RawSetString(k, all)
+// (when the body is JSON), remote_addr and request_id. Each field is built
+// the first time the handler reads it, so a handler pays only for what it
+// uses; pairs() sees the fields read so far. The fields are there during
+// the call: a request table kept for later has only those.
+func (r *request) toLua(L *lua.LState, pending *pendingRequests) *lua.LTable {
+	t := L.CreateTable(0, 0)
+	reg := L.Get(lua.RegistryIndex)
+	meta, ok := L.GetField(reg, requestMetaKey).(*lua.LTable)
+	if !ok {
+		meta = L.CreateTable(0, 2)
+		meta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+			t := L.CheckTable(1)
+			key := L.CheckString(2)
+			req := pending.get(t)
+			if req == nil {
+				return 0
+			}
+			v := req.field(L, key)
+			if v != lua.LNil {
+				t.RawSetString(key, v)
+			}
+			L.Push(v)
+			return 1
+		}))
+		L.SetField(reg, requestMetaKey, meta)
 	}
-	t.RawSetString("query", q)
-	t.RawSetString("query_all", qa)
-	h := L.CreateTable(0, len(r.headers))
-	for k, vs := range r.headers {
-		h.RawSetString(strings.ToLower(k), lua.LString(strings.Join(vs, ", ")))
+	t.Metatable = meta
+	pending.put(t, r)
+	return t
+}
+
+// pendingRequests finds the request behind a request table during its call.
+type pendingRequests struct {
+	mu sync.Mutex
+	m  map[*lua.LTable]*request
+}
+
+func (p *pendingRequests) put(t *lua.LTable, r *request) {
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = make(map[*lua.LTable]*request)
 	}
-	t.RawSetString("headers", h)
-	t.RawSetString("body", lua.LString(r.body))
-	if looksJSON(r.headers.Get("Content-Type"), r.body) {
-		if v, err := luaapi.DecodeJSON(r.body); err == nil {
-			if lv, err := luaapi.ToLua(L, v); err == nil {
-				t.RawSetString("json", lv)
+	p.m[t] = r
+	p.mu.Unlock()
+}
+
+func (p *pendingRequests) get(t *lua.LTable) *request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[t]
+}
+
+func (p *pendingRequests) remove(t *lua.LTable) {
+	p.mu.Lock()
+	delete(p.m, t)
+	p.mu.Unlock()
+}
+
+// field builds one field of the request table.
+func (r *request) field(L *lua.LState, key string) lua.LValue {
+	switch key {
+	case "method":
+		return lua.LString(r.method)
+	case "path":
+		return lua.LString(r.path)
+	case "subpath":
+		return lua.LString(r.subpath)
+	case "body":
+		return lua.LString(r.body)
+	case "remote_addr":
+		return lua.LString(r.remoteAddr)
+	case "request_id":
+		return lua.LString(r.requestID)
+	case "query":
+		q := L.CreateTable(0, len(r.query))
+		for k, vs := range r.query {
+			if len(vs) > 0 {
+				q.RawSetString(k, lua.LString(vs[0]))
 			}
 		}
+		return q
 	}
-	t.RawSetString("remote_addr", lua.LString(r.remoteAddr))
-	t.RawSetString("request_id", lua.LString(r.requestID))
-	return t, nil
+	return r.lazyField(L, key)
+}
+
+// lazyField builds headers, query_all or json on first use.
+func (r *request) lazyField(L *lua.LState, key string) lua.LValue {
+	switch key {
+	case "headers":
+		h := L.CreateTable(0, len(r.headers))
+		for k, vs := range r.headers {
+			h.RawSetString(strings.ToLower(k), lua.LString(strings.Join(vs, ", ")))
+		}
+		return h
+	case "query_all":
+		qa := L.CreateTable(0, len(r.query))
+		for k, vs := range r.query {
+			all := L.CreateTable(len(vs), 0)
+			for _, v := range vs {
+				all.Append(lua.LString(v))
+			}
+			qa.RawSetString(k, all)
+		}
+		return qa
+	case "json":
+		if !looksJSON(r.headers.Get("Content-Type"), r.body) {
+			return lua.LNil
+		}
+		v, err := luaapi.DecodeJSON(r.body)
+		if err != nil {
+			return lua.LNil
+		}
+		lv, err := luaapi.ToLua(L, v)
+		if err != nil {
+			return lua.LNil
+		}
+		return lv
+	}
+	return lua.LNil
 }
 
 func looksJSON(contentType string, body []byte) bool {

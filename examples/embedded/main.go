@@ -1,0 +1,126 @@
+// Command embedded shows luamods embedded in a Go server: the server loads
+// an engine, mounts the modules' web resources and the admin API on its own
+// echo instance, and calls eng.Invoke at one of its hook points.
+//
+//	go run ./examples/embedded -listen 127.0.0.1:8009
+//
+// It also serves GET /native/hello, the same answer as the Lua route
+// /_synapse/client/hello written in Go, so that tools/bench/http.sh can
+// compare the two in one process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"luamods/engine"
+	"luamods/httpbridge"
+	"luamods/luaapi"
+)
+
+func main() {
+	_, here, _, _ := runtime.Caller(0)
+	config := flag.String("c", filepath.Join(filepath.Dir(here), "luamods.yaml"), "luamods configuration")
+	listen := flag.String("listen", "127.0.0.1:8009", "address to listen on")
+	flag.Parse()
+	if err := run(*config, *listen); err != nil {
+		fmt.Fprintln(os.Stderr, "embedded:", err)
+		os.Exit(1)
+	}
+}
+
+func run(config, listen string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	// 1. Load the modules.
+	eng, err := engine.New(ctx, engine.Options{ConfigPath: config, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	// 2. The server's own routes, and the modules' next to them.
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/rooms/:room/send", sendMessage(eng))
+	e.GET("/native/hello", nativeHello)
+	httpbridge.New(eng).Mount(e)
+
+	// SIGHUP reloads the modules.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if _, err := eng.Reload(ctx); err != nil {
+				log.Error("reload failed", "error", err)
+			}
+		}
+	}()
+
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Shutdown(sctx)
+	}()
+	fmt.Fprintln(os.Stderr, "listening on", listen)
+	if err := e.Start(listen); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// sendMessage is a hook point: before "sending" a message the server asks
+// the modules' spam checkers, as Synapse does.
+func sendMessage(eng *engine.Engine) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var content map[string]any
+		if err := c.Bind(&content); err != nil {
+			return c.JSON(http.StatusBadRequest, map[string]any{"errcode": "M_NOT_JSON", "error": "Content not JSON."})
+		}
+		event := map[string]any{"type": "m.room.message", "room_id": c.Param("room"), "sender": "@user:example.com", "content": content}
+		verdict, err := eng.Invoke(c.Request().Context(), "spam_checker.check_event_for_spam", event)
+		if err != nil {
+			status, body := engine.ErrorBody(err)
+			return c.JSON(status, body)
+		}
+		switch v := verdict.(type) {
+		case string:
+			if v != luaapi.NotSpam {
+				return c.JSON(http.StatusForbidden, map[string]any{"errcode": "M_FORBIDDEN", "error": v})
+			}
+		case luaapi.Tuple:
+			body := map[string]any{"errcode": v[0], "error": "This message has been rejected as probable spam"}
+			if extra, ok := v[1].(map[string]any); ok {
+				for k, x := range extra {
+					body[k] = x
+				}
+			}
+			return c.JSON(http.StatusForbidden, body)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"event_id": "$sent"})
+	}
+}
+
+// nativeHello is the Lua route /_synapse/client/hello written in Go.
+func nativeHello(c echo.Context) error {
+	name := c.QueryParam("name")
+	if name == "" {
+		name = "world"
+	}
+	return c.JSON(http.StatusOK, map[string]any{"message": "hello, " + name})
+}

@@ -1,0 +1,66 @@
+package httpbridge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"luamods/engine"
+)
+
+func benchServer(b *testing.B) *echo.Echo {
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "luamods.yaml"), []byte("modules:\n  - module: hello.lua\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "hello.lua"), []byte(`local M = {}
+function M.init(api)
+  api.register_web_resource("/_synapse/client/hello", function(request)
+    return { status = 200, json = { message = "hello, " .. (request.query.name or "world") } }
+  end)
+end
+return M`), 0o644)
+	eng, err := engine.New(context.Background(), engine.Options{ConfigPath: filepath.Join(dir, "luamods.yaml"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(eng.Close)
+	e := echo.New()
+	e.GET("/native/hello", func(c echo.Context) error {
+		name := c.QueryParam("name")
+		if name == "" {
+			name = "world"
+		}
+		return c.JSON(http.StatusOK, map[string]any{"message": "hello, " + name})
+	})
+	New(eng).Mount(e)
+	return e
+}
+
+// BenchmarkRoute serves one request through echo without a socket: the Lua
+// route (request table, handler, response conversion, metrics) against the
+// same route written in Go.
+func BenchmarkRoute(b *testing.B) {
+	e := benchServer(b)
+	for _, path := range []string{"/_synapse/client/hello?name=bench", "/native/hello?name=bench"} {
+		name := "lua"
+		if strings.HasPrefix(path, "/native") {
+			name = "native"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				e.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				if rec.Code != 200 {
+					b.Fatal(rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}
