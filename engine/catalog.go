@@ -191,102 +191,69 @@ func isNotSpam(v any) bool { s, ok := v.(string); return ok && s == luaapi.NotSp
 
 func constant(v any) func() any { return func() any { return v } }
 
-// spamRule builds a spam-checker short-circuit: allow continues; anything
-// else stops with the value decide returns.
-func spamRule(name string, decide func(ret []any, warn func(string)) (allow bool, result any)) Combiner {
+// spamPolicy is how one spam-checker rule reads a module's return value.
+// NOT_SPAM always allows; what else allows, denies or is invalid differs by
+// callback (synapse-modules.md §3.1).
+type spamPolicy struct {
+	allow    any  // the boolean that allows too (true or false), or nil
+	deny     any  // the boolean that denies with M_FORBIDDEN, or nil
+	extras   bool // (errcode, {extra}) is a denial with those fields
+	messages bool // another string is a denial with that message (deprecated)
+	invalid  any  // the result for any other value (logged as a warning)
+	codeOnly bool // only a bare errcode denies with itself (rule D)
+}
+
+// spamRule builds the short-circuit combiner of a spam-checker rule: an
+// allowing value lets the next module run; anything else stops the chain.
+func spamRule(name string, p spamPolicy) Combiner {
 	return Combiner{Name: name, Start: constant(luaapi.NotSpam),
 		Step: func(acc any, ret []any, warn func(string)) (any, bool, error) {
-			allow, res := decide(ret, warn)
-			if allow {
+			r := first(ret)
+			switch {
+			case isNotSpam(r) || (p.allow != nil && r == p.allow):
 				return acc, false, nil
+			case p.deny != nil && r == p.deny:
+				return deny(forbidden), true, nil
 			}
-			return res, true, nil
+			if s, ok := r.(string); ok && p.codeOnly && IsErrcode(s) && len(ret) < 2 {
+				return deny(s), true, nil
+			}
+			if t, ok := codeTuple(ret); ok && p.extras {
+				return t, true, nil
+			}
+			if s, ok := r.(string); ok && p.messages {
+				return s, true, nil
+			}
+			warn(invalidSpam)
+			return p.invalid, true, nil
 		}}
 }
 
-const invalidSpam = "returned an invalid value, rejecting as spam"
+const (
+	invalidSpam  = "returned an invalid value, rejecting as spam"
+	probableSpam = "This message has been rejected as probable spam"
+)
 
-// ruleA is the user_may_* family: NOT_SPAM or true allows; false denies.
-var ruleA = spamRule("rule A: first denial wins (true/NOT_SPAM allow, false/errcode/(errcode, {…}) deny)", func(ret []any, warn func(string)) (bool, any) {
-	r := first(ret)
-	switch {
-	case isNotSpam(r) || r == true:
-		return true, nil
-	case r == false:
-		return false, deny(forbidden)
-	}
-	if t, ok := codeTuple(ret); ok {
-		return false, t
-	}
-	warn(invalidSpam)
-	return false, deny(forbidden)
-})
-
-const probableSpam = "This message has been rejected as probable spam"
-
-// ruleB is check_event_for_spam: false or NOT_SPAM allows, true denies, a
-// plain string is a message (deprecated).
-var ruleB = spamRule("rule B: first denial wins (false/NOT_SPAM allow; true, errcode, (errcode, {…}) or a message deny)", func(ret []any, warn func(string)) (bool, any) {
-	r := first(ret)
-	switch {
-	case isNotSpam(r) || r == false:
-		return true, nil
-	case r == true:
-		return false, deny(forbidden)
-	}
-	if t, ok := codeTuple(ret); ok {
-		return false, t
-	}
-	if s, ok := r.(string); ok {
-		return false, s
-	}
-	warn(invalidSpam)
-	return false, probableSpam
-})
-
-// ruleC is check_media_file_for_spam: like B, but any other value denies
-// with M_FORBIDDEN.
-var ruleC = spamRule("rule C: first denial wins (false/NOT_SPAM allow; anything else denies)", func(ret []any, warn func(string)) (bool, any) {
-	r := first(ret)
-	switch {
-	case isNotSpam(r) || r == false:
-		return true, nil
-	case r == true:
-		return false, deny(forbidden)
-	}
-	if t, ok := codeTuple(ret); ok {
-		return false, t
-	}
-	warn(invalidSpam)
-	return false, deny(forbidden)
-})
-
-// ruleD is user_may_send_state_event: only NOT_SPAM allows; a bare errcode
-// denies with it; anything else denies with M_FORBIDDEN.
-var ruleD = spamRule("rule D: only NOT_SPAM allows", func(ret []any, warn func(string)) (bool, any) {
-	r := first(ret)
-	if isNotSpam(r) {
-		return true, nil
-	}
-	if s, ok := r.(string); ok && IsErrcode(s) && len(ret) < 2 {
-		return false, deny(s)
-	}
-	warn(invalidSpam)
-	return false, deny(forbidden)
-})
-
-// ruleE is check_login_for_spam: NOT_SPAM allows; errcode or (errcode, {…})
-// deny as given; anything else denies with M_FORBIDDEN.
-var ruleE = spamRule("rule E: only NOT_SPAM allows; errcode or (errcode, {…}) deny", func(ret []any, warn func(string)) (bool, any) {
-	if isNotSpam(first(ret)) {
-		return true, nil
-	}
-	if t, ok := codeTuple(ret); ok {
-		return false, t
-	}
-	warn(invalidSpam)
-	return false, deny(forbidden)
-})
+var (
+	// ruleA is the user_may_* family: true allows and false denies (Synapse's
+	// code and tests; its docs say the opposite).
+	ruleA = spamRule("rule A: first denial wins (true/NOT_SPAM allow, false/errcode/(errcode, {…}) deny)",
+		spamPolicy{allow: true, deny: false, extras: true, invalid: deny(forbidden)})
+	// ruleB is check_event_for_spam: false allows, true denies, another
+	// string is the message.
+	ruleB = spamRule("rule B: first denial wins (false/NOT_SPAM allow; true, errcode, (errcode, {…}) or a message deny)",
+		spamPolicy{allow: false, deny: true, extras: true, messages: true, invalid: probableSpam})
+	// ruleC is check_media_file_for_spam: like B, but any other value denies.
+	ruleC = spamRule("rule C: first denial wins (false/NOT_SPAM allow; anything else denies)",
+		spamPolicy{allow: false, deny: true, extras: true, invalid: deny(forbidden)})
+	// ruleD is user_may_send_state_event: only NOT_SPAM allows; a bare
+	// errcode denies with itself; booleans and tuples are invalid.
+	ruleD = spamRule("rule D: only NOT_SPAM allows",
+		spamPolicy{codeOnly: true, invalid: deny(forbidden)})
+	// ruleE is check_login_for_spam: only NOT_SPAM allows.
+	ruleE = spamRule("rule E: only NOT_SPAM allows; errcode or (errcode, {…}) deny",
+		spamPolicy{extras: true, invalid: deny(forbidden)})
+)
 
 // ruleF: the first truthy value stops and is the answer; default false.
 var ruleF = Combiner{Name: "rule F: first truthy value wins; default false", Start: constant(false),

@@ -81,14 +81,7 @@ func (s *State) Do(ctx context.Context, f func(L *lua.LState)) bool {
 	if !s.direct(job) && !s.post(ctx, job) {
 		return false
 	}
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-s.stopped:
-		return false
-	}
+	return s.wait(ctx, done)
 }
 
 // Sync waits until the work queued before it (completions, background
@@ -99,6 +92,11 @@ func (s *State) Sync(ctx context.Context) bool {
 	if !s.post(ctx, funcJob(func() { close(done) })) {
 		return false
 	}
+	return s.wait(ctx, done)
+}
+
+// wait waits for done; false when ctx ends or the state stops first.
+func (s *State) wait(ctx context.Context, done <-chan struct{}) bool {
 	select {
 	case <-done:
 		return true

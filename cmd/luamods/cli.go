@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -90,7 +89,20 @@ func configPath(flag string, stderr io.Writer) (path string, cleanup func(), err
 	return filepath.Join(dir, "luamods.yaml"), cleanup, nil
 }
 
-var _ fs.FS = scripts.Default
+// loadEngine loads the configuration -c names (see configPath) for a
+// command that does not serve; close releases it all.
+func loadEngine(cmd *cobra.Command, cfg string) (eng *engine.Engine, path string, closeAll func(), err error) {
+	path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, "", nil, err
+	}
+	eng, err = engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
+	if err != nil {
+		cleanup()
+		return nil, path, nil, err
+	}
+	return eng, path, func() { eng.Close(); cleanup() }, nil
+}
 
 func checkCmd() *cobra.Command {
 	var cfg string
@@ -99,16 +111,11 @@ func checkCmd() *cobra.Command {
 		Short: "Load the configuration and every module as serving would, then exit (like nginx -t)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			eng, err := engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
+			eng, path, closeAll, err := loadEngine(cmd, cfg)
 			if err != nil {
 				return &codedError{exitError, fmt.Errorf("%s: configuration has errors:\n%w", path, err)}
 			}
-			defer eng.Close()
+			defer closeAll()
 			gen := eng.Current()
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK: %d modules, %d callbacks, %d routes\n", path, len(gen.Modules), len(gen.CallbackNames()), len(gen.Routes()))
 			return nil
@@ -125,11 +132,6 @@ func callCmd() *cobra.Command {
 		Short: "Invoke a callback on every module that registered it and print the combined result as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer cleanup()
 			callArgs := make([]any, 0, len(args)-1)
 			for i, a := range args[1:] {
 				v, err := luaapi.DecodeJSON([]byte(a))
@@ -138,11 +140,11 @@ func callCmd() *cobra.Command {
 				}
 				callArgs = append(callArgs, v)
 			}
-			eng, err := engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
+			eng, _, closeAll, err := loadEngine(cmd, cfg)
 			if err != nil {
 				return err
 			}
-			defer eng.Close()
+			defer closeAll()
 			res, err := eng.Invoke(cmd.Context(), args[0], callArgs...)
 			if err != nil {
 				return err
