@@ -27,7 +27,6 @@ import (
 
 	"luamods/engine"
 	"luamods/httpbridge"
-	"luamods/luaapi"
 )
 
 func main() {
@@ -93,24 +92,13 @@ func sendMessage(eng *engine.Engine) echo.HandlerFunc {
 			return c.JSON(http.StatusBadRequest, map[string]any{"errcode": "M_NOT_JSON", "error": "Content not JSON."})
 		}
 		event := map[string]any{"type": "m.room.message", "room_id": c.Param("room"), "sender": "@user:example.com", "content": content}
-		verdict, err := eng.Invoke(c.Request().Context(), "spam_checker.check_event_for_spam", event)
+		verdict, err := eng.CheckEventForSpam(c.Request().Context(), event)
 		if err != nil {
 			status, body := engine.ErrorBody(err)
 			return c.JSON(status, body)
 		}
-		switch v := verdict.(type) {
-		case string:
-			if v != luaapi.NotSpam {
-				return c.JSON(http.StatusForbidden, map[string]any{"errcode": "M_FORBIDDEN", "error": v})
-			}
-		case luaapi.Tuple:
-			body := map[string]any{"errcode": v[0], "error": "This message has been rejected as probable spam"}
-			if extra, ok := v[1].(map[string]any); ok {
-				for k, x := range extra {
-					body[k] = x
-				}
-			}
-			return c.JSON(http.StatusForbidden, body)
+		if !verdict.Allowed {
+			return c.JSON(http.StatusForbidden, verdict.Body("This message has been rejected as probable spam"))
 		}
 		return c.JSON(http.StatusOK, map[string]any{"event_id": "$sent"})
 	}
