@@ -194,6 +194,7 @@ func NewServer(b *Bridge) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.ReadTimeout = 60 * time.Second // a client trickling a body cannot hold a connection forever
 	e.Server.IdleTimeout = 120 * time.Second
 	b.Mount(e)
 	return e

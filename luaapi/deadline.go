@@ -55,6 +55,7 @@ type watchdog struct {
 	mu      sync.Mutex
 	calls   deadlineHeap
 	running bool
+	closed  bool
 	wake    chan struct{}
 }
 
@@ -72,6 +73,10 @@ func (w *watchdog) start(parent context.Context, timeout time.Duration) *callCon
 		c.stopParent = context.AfterFunc(parent, func() { c.cancel(context.Cause(parent)) })
 	}
 	w.mu.Lock()
+	if w.closed { // the state is closing: its calls end with it
+		w.mu.Unlock()
+		return c
+	}
 	heap.Push(&w.calls, c)
 	first := c.index == 0
 	if !w.running {
@@ -99,11 +104,32 @@ func (w *watchdog) stop(c *callContext) {
 	c.cancel(context.Canceled)
 }
 
+// close stops the watchdog's goroutine; calls started later get no deadline
+// (the state they would run in is gone).
+func (w *watchdog) close() {
+	w.mu.Lock()
+	w.closed = true
+	for _, c := range w.calls {
+		c.index = -1
+	}
+	w.calls = nil
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (w *watchdog) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		w.mu.Lock()
+		if w.closed {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
 		now := time.Now()
 		for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
 			c := heap.Pop(&w.calls).(*callContext)

@@ -213,6 +213,7 @@ func (s *State) Close() {
 
 func (s *State) shutdown() {
 	s.phase = phaseClosed
+	s.deadlines.close()
 	for token, complete := range s.flights {
 		complete(nil, ErrClosed)
 		delete(s.flights, token)

@@ -288,3 +288,26 @@ return M`
 		}
 	})
 }
+
+func TestCallsAfterCloseFailCleanly(t *testing.T) {
+	s, _ := newTestState(t, `local M = {}
+local api
+function M.init(a) api = a
+  a.register_spam_checker_callbacks{ run = function() api.sleep(5) end }
+end
+return M`, nil)
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() { _, err := s.Call(context.Background(), "cb:spam_checker.run"); errs <- err }()
+	}
+	time.Sleep(50 * time.Millisecond)
+	s.Close()
+	for i := 0; i < 3; i++ {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Errorf("waiting call after Close: %v", err)
+		}
+	}
+	if _, err := s.Call(context.Background(), "cb:spam_checker.run"); !errors.Is(err, ErrClosed) {
+		t.Errorf("call after Close: %v", err)
+	}
+}
