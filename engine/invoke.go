@@ -142,7 +142,7 @@ func (g *Generation) call(ctx context.Context, cb *Callback, h hook, args []any)
 			if i < len(args) {
 				v, err := luaapi.ToLua(L, args[i])
 				if err != nil {
-					return nil, fmt.Errorf("%s: argument %s: %w", name, cb.Args[i], err)
+					return nil, fmt.Errorf("argument %s: %w", cb.Args[i], err)
 				}
 				lv[i] = v
 			}
