@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,10 +140,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	var tokenFile string
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		at := []string{k.Value}
-		switch k.Value {
+	p.fields(root, nil, topLevelKeys, func(key string, v *yaml.Node, at []string) {
+		switch key {
 		case "server_name":
 			cfg.ServerName = p.str(v, at)
 		case "public_baseurl":
@@ -174,14 +173,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.Redis = p.cache(v, at)
 		case "modules":
 			cfg.Modules = p.modules(v, at)
-		default:
-			msg := fmt.Sprintf("unknown key %q", k.Value)
-			if s := suggest(k.Value, topLevelKeys); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			p.fail(k, nil, msg)
 		}
-	}
+	})
 	if tokenFile != "" {
 		b, err := os.ReadFile(resolvePath(dir, tokenFile))
 		if err != nil {
@@ -214,6 +207,29 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 type configParser struct {
 	file string
 	errs Errors
+}
+
+// fields calls set for each key of the mapping n that is in known, with
+// the key's path; other keys are errors with a "did you mean".
+func (p *configParser) fields(n *yaml.Node, at []string, known []string, set func(key string, v *yaml.Node, at []string)) {
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, at, "expected a mapping")
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !slices.Contains(known, k.Value) {
+			msg := fmt.Sprintf("unknown key %q", k.Value)
+			if s := suggest(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			} else {
+				msg += " (expected " + strings.Join(known, ", ") + ")"
+			}
+			p.fail(k, at, msg)
+			continue
+		}
+		set(k.Value, v, append(append([]string(nil), at...), k.Value))
+	}
 }
 
 func (p *configParser) fail(n *yaml.Node, at []string, msg string) {
@@ -299,27 +315,11 @@ func (p *configParser) duration(n *yaml.Node, at []string) time.Duration {
 }
 
 func (p *configParser) cache(n *yaml.Node, at []string) *RedisConfig {
-	if n.Kind != yaml.MappingNode {
-		p.fail(n, at, "expected a mapping")
-		return nil
-	}
 	var rc *RedisConfig
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Value != "redis" {
-			p.fail(k, at, fmt.Sprintf("unknown key %q (expected redis)", k.Value))
-			continue
-		}
-		rat := append(append([]string(nil), at...), "redis")
-		if v.Kind != yaml.MappingNode {
-			p.fail(v, rat, "expected a mapping with addr")
-			continue
-		}
+	p.fields(n, at, []string{"redis"}, func(_ string, v *yaml.Node, rat []string) {
 		rc = &RedisConfig{Channel: "luamods:invalidate"}
-		for j := 0; j+1 < len(v.Content); j += 2 {
-			kk, vv := v.Content[j], v.Content[j+1]
-			kat := append(append([]string(nil), rat...), kk.Value)
-			switch kk.Value {
+		p.fields(v, rat, []string{"addr", "password", "db", "channel"}, func(key string, vv *yaml.Node, kat []string) {
+			switch key {
 			case "addr":
 				rc.Addr = p.str(vv, kat)
 			case "password":
@@ -327,15 +327,17 @@ func (p *configParser) cache(n *yaml.Node, at []string) *RedisConfig {
 			case "channel":
 				rc.Channel = p.str(vv, kat)
 			case "db":
-				rc.DB, _ = strconv.Atoi(p.str(vv, kat))
-			default:
-				p.fail(kk, rat, fmt.Sprintf("unknown key %q (expected addr, password, db or channel)", kk.Value))
+				db, err := strconv.Atoi(vv.Value)
+				if vv.Kind != yaml.ScalarNode || err != nil || db < 0 {
+					p.fail(vv, kat, "expected a database number")
+				}
+				rc.DB = db
 			}
-		}
+		})
 		if rc.Addr == "" {
 			p.fail(v, rat, "addr is required")
 		}
-	}
+	})
 	return rc
 }
 
@@ -357,10 +359,8 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 			continue
 		}
 		seenModule := false
-		for j := 0; j+1 < len(item.Content); j += 2 {
-			k, v := item.Content[j], item.Content[j+1]
-			kat := append(append([]string(nil), iat...), k.Value)
-			switch k.Value {
+		p.fields(item, iat, []string{"module", "config", "instances", "timeout", "sandbox"}, func(key string, v *yaml.Node, kat []string) {
+			switch key {
 			case "module":
 				seenModule = true
 				m.Module = p.str(v, kat)
@@ -380,14 +380,8 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 					p.fail(v, kat, "expected true or false")
 				}
 				m.Sandbox = b
-			default:
-				msg := fmt.Sprintf("unknown key %q", k.Value)
-				if s := suggest(k.Value, []string{"module", "config", "instances", "timeout", "sandbox"}); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				}
-				p.fail(k, iat, msg)
 			}
-		}
+		})
 		if !seenModule {
 			p.fail(item, append(iat, "module"), "expected a string")
 		}

@@ -89,6 +89,11 @@ func configPath(flag string, stderr io.Writer) (path string, cleanup func(), err
 	return filepath.Join(dir, "luamods.yaml"), cleanup, nil
 }
 
+// configFlag adds -c/--config to cmd.
+func configFlag(cmd *cobra.Command, cfg *string, usage string) {
+	cmd.Flags().StringVarP(cfg, "config", "c", "", usage)
+}
+
 // loadEngine loads the configuration -c names (see configPath) for a
 // command that does not serve; close releases it all.
 func loadEngine(cmd *cobra.Command, cfg string) (eng *engine.Engine, path string, closeAll func(), err error) {
@@ -121,7 +126,7 @@ func checkCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
 	return cmd
 }
 
@@ -157,7 +162,7 @@ func callCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
 	return cmd
 }
 
@@ -193,7 +198,7 @@ func reloadCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
 	return cmd
 }
 

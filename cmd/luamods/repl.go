@@ -60,7 +60,7 @@ func replCmd() *cobra.Command {
 			return r.loop(cmd.Context(), in)
 		},
 	}
-	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml)")
+	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
 	return cmd
 }
 

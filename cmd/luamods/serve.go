@@ -36,7 +36,7 @@ func serveCmd() *cobra.Command {
 			return serve(cmd.Context(), path, cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVarP(&cfg, "config", "c", "", "configuration file (default ./luamods.yaml, else the shipped default)")
+	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml, else the shipped default)")
 	return cmd
 }
 
