@@ -3,11 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -166,7 +164,7 @@ func (e *Engine) Close() {
 	e.caches.Close()
 }
 
-// errBuild wraps the errors of a failed build.
+// joinErrors is nil for no errors, else all of them as Errors.
 func joinErrors(errs []error) error {
 	if len(errs) == 0 {
 		return nil
@@ -175,7 +173,3 @@ func joinErrors(errs []error) error {
 }
 
 var errClosed = errors.New("engine: closed")
-
-func since(t time.Time) string {
-	return fmt.Sprintf("%.1fms", float64(time.Since(t).Microseconds())/1000)
-}

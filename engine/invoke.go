@@ -123,9 +123,20 @@ func (g *Generation) invokeKeyed(ctx context.Context, cb *Callback, args []any) 
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return nil, &CallbackError{Callback: cb.FullName(), Module: hooks[0].module.Name, Where: hooks[0].reg.Where,
-			Err: fmt.Errorf("Missing parameters for login type %s: %v", loginType, missing), Status: 400}
+			Err: &MissingParamsError{LoginType: loginType, Fields: missing}, Status: 400}
 	}
 	return g.combine(ctx, cb, hooks, []any{padded[0], loginType, fields})
+}
+
+// MissingParamsError is a login without the fields its login type's
+// checkers declared (Synapse answers 400).
+type MissingParamsError struct {
+	LoginType string
+	Fields    []string
+}
+
+func (e *MissingParamsError) Error() string {
+	return fmt.Sprintf("Missing parameters for login type %s: %v", e.LoginType, e.Fields)
 }
 
 // call runs one module's callback and records its metrics. mutated is the

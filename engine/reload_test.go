@@ -175,8 +175,9 @@ func TestCachesSurviveForUnchangedModulesOnly(t *testing.T) {
 		}
 		return res[0].(map[string]any)["body"].(string)
 	}
-	if read() != "1" || read() != "1" {
-		t.Fatal("not cached")
+	first, second := read(), read()
+	if first != "1" || second != "1" {
+		t.Fatalf("not cached: %s then %s", first, second)
 	}
 	rewrite(t, eng, "app.lua", versioned("v2"))
 	if _, err := eng.Reload(context.Background()); err != nil {

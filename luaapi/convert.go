@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 
 	lua "github.com/yuin/gopher-lua"
@@ -256,14 +255,4 @@ func isMarkedArray(t *lua.LTable) bool {
 	}
 	s, ok := mt.RawGetString("__metatable").(lua.LString)
 	return ok && s == "array"
-}
-
-// sortedKeys returns the keys of m in order, for stable output.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -453,14 +453,15 @@ func (s *State) recycle(th *lua.LState) {
 
 // resume runs th until it yields, returns or fails. A Go panic escaping
 // gopher-lua is turned into an error.
-func (s *State) resume(th *lua.LState, fn *lua.LFunction, args []lua.LValue) (st lua.ResumeState, err error, vals []lua.LValue) {
+func (s *State) resume(th *lua.LState, fn *lua.LFunction, args []lua.LValue) (st lua.ResumeState, vals []lua.LValue, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			st, err, vals = lua.ResumeError, &lua.ApiError{Type: lua.ApiErrorPanic, Object: lua.LString(fmt.Sprintf("internal error in the Lua VM: %v", r))}, nil
+			st, vals, err = lua.ResumeError, nil, &lua.ApiError{Type: lua.ApiErrorPanic, Object: lua.LString(fmt.Sprintf("internal error in the Lua VM: %v", r))}
 			s.log.Error("recovered a panic from the Lua VM", "panic", r)
 		}
 	}()
-	return s.L.Resume(th, fn, args...)
+	st, err, vals = s.L.Resume(th, fn, args...)
+	return st, vals, err
 }
 
 // drive resumes the call's top thread until the call waits on Go or ends.
@@ -469,7 +470,7 @@ func (s *State) drive(c *call, fn *lua.LFunction, args []lua.LValue) {
 	for {
 		top := c.frames[len(c.frames)-1]
 		s.current = c
-		st, err, vals := s.resume(top.th, fn, args)
+		st, vals, err := s.resume(top.th, fn, args)
 		s.current = nil
 		fn = nil
 		switch st {

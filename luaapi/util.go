@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ func (s *State) logTable() *lua.LTable {
 				L.Call(L.GetTop()-1, 1)
 				msg = L.ToStringMeta(L.Get(-1)).String()
 			}
-			s.log.Log(nil, level, msg, "where", trimWhere(L.Where(1)))
+			s.log.Log(context.Background(), level, msg, "where", trimWhere(L.Where(1)))
 			return 0
 		}))
 	}
