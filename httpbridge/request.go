@@ -205,11 +205,7 @@ func responseFromLua(v lua.LValue) (*response, error) {
 		}
 	}
 	if j := t.RawGetString("json"); j != lua.LNil {
-		gv, err := luaapi.FromLua(j)
-		if err != nil {
-			return nil, fmt.Errorf("%w: json: %v", errBadResponse, err)
-		}
-		b, err := luaapi.EncodeJSON(gv)
+		b, err := luaapi.EncodeLuaJSON(j)
 		if err != nil {
 			return nil, fmt.Errorf("%w: json: %v", errBadResponse, err)
 		}

@@ -47,11 +47,7 @@ func (s *State) jsonTable() *lua.LTable {
 	L := s.L
 	t := L.CreateTable(0, 3)
 	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
-		v, err := FromLua(L.Get(1))
-		if err != nil {
-			L.RaiseError("json.encode: %v", err)
-		}
-		b, err := EncodeJSON(v)
+		b, err := EncodeLuaJSON(L.Get(1))
 		if err != nil {
 			L.RaiseError("json.encode: %v", err)
 		}

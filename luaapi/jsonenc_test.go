@@ -1,0 +1,47 @@
+package luaapi
+
+import (
+	"math"
+	"testing"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// TestEncodeLuaJSONMatchesEncodeJSON checks the direct encoder against
+// FromLua + encoding/json on the same values.
+func TestEncodeLuaJSONMatchesEncodeJSON(t *testing.T) {
+	L := lua.NewState(stateOptions)
+	defer L.Close()
+	lua.OpenBase(L)
+	for _, src := range []string{
+		`return nil`, `return true`, `return 42`, `return -0.5`, `return 2^53`, `return 2^60`, `return 1e300`, `return 1.5e-9`, `return -3.25e21`,
+		`return "plain"`, `return "quote\" back\\ nl\n tab\t ctl\1 <html>&"`, `return "caf\195\169 \255 bad \226\128\168"`,
+		`return {}`, `return {1, 2, "x", {a = 1}}`, `return {b = 2, a = {c = {true, false}}, ["10"] = 1, [3] = "n"}`,
+		`local t = {} t[1] = 1 t[3] = 3 return t`, `return {{}, {{}}}`,
+	} {
+		if err := L.DoString(src); err != nil {
+			t.Fatal(err)
+		}
+		v := L.Get(-1)
+		L.Pop(1)
+		gv, err := FromLua(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := EncodeJSON(gv)
+		got, err := EncodeLuaJSON(v)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s: got %s (%v), want %s", src, got, err, want)
+		}
+	}
+	arr := L.CreateTable(0, 0)
+	markArray(L, arr)
+	if got, _ := EncodeLuaJSON(arr); string(got) != "[]" {
+		t.Errorf("marked empty array: %s", got)
+	}
+	for _, bad := range []lua.LValue{L.NewFunction(func(*lua.LState) int { return 0 }), lua.LNumber(math.NaN())} {
+		if _, err := EncodeLuaJSON(bad); err == nil {
+			t.Errorf("%v encoded", bad)
+		}
+	}
+}
