@@ -25,14 +25,26 @@ type request struct {
 // requestMetaKey is the registry key of the request tables' metatable.
 const requestMetaKey = "luamods.request"
 
-// toLua builds the request table (design §5): method, path, subpath, query
-// (name → first value), query_all, headers (lower-case names), body, json
-// (when the body is JSON), remote_addr and request_id. Each field is built
-// the first time the handler reads it, so a handler pays only for what it
-// uses; pairs() sees the fields read so far. The fields are there during
-// the call: a request table kept for later has only those.
+// toLua builds the request table (design §5). method, path, subpath,
+// query (name → first value), body, remote_addr and request_id are set at
+// once; headers (lower-case names), query_all and json (when the body is
+// JSON) are built the first time the handler reads them, during the call,
+// so a handler that does not read them does not pay for them.
 func (r *request) toLua(L *lua.LState, pending *pendingRequests) *lua.LTable {
-	t := L.CreateTable(0, 0)
+	t := L.CreateTable(0, 10)
+	t.RawSetString("method", lua.LString(r.method))
+	t.RawSetString("path", lua.LString(r.path))
+	t.RawSetString("subpath", lua.LString(r.subpath))
+	t.RawSetString("body", lua.LString(r.body))
+	t.RawSetString("remote_addr", lua.LString(r.remoteAddr))
+	t.RawSetString("request_id", lua.LString(r.requestID))
+	q := L.CreateTable(0, len(r.query))
+	for k, vs := range r.query {
+		if len(vs) > 0 {
+			q.RawSetString(k, lua.LString(vs[0]))
+		}
+	}
+	t.RawSetString("query", q)
 	reg := L.Get(lua.RegistryIndex)
 	meta, ok := L.GetField(reg, requestMetaKey).(*lua.LTable)
 	if !ok {
@@ -44,7 +56,7 @@ func (r *request) toLua(L *lua.LState, pending *pendingRequests) *lua.LTable {
 			if req == nil {
 				return 0
 			}
-			v := req.field(L, key)
+			v := req.lazyField(L, key)
 			if v != lua.LNil {
 				t.RawSetString(key, v)
 			}
