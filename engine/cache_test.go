@@ -40,8 +40,8 @@ function M.init(api, config)
 end
 return M`
 
-// metricValue reads a counter or gauge labelled cache=label from the registry.
-func metricValue(t *testing.T, e *Engine, name, label string) float64 {
+// metricValue reads the counter or gauge name whose label has the value.
+func metricValue(t *testing.T, e *Engine, name, label, value string) float64 {
 	t.Helper()
 	families, err := e.Registry().Gather()
 	if err != nil {
@@ -53,7 +53,7 @@ func metricValue(t *testing.T, e *Engine, name, label string) float64 {
 		}
 		for _, m := range f.GetMetric() {
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "cache" && lp.GetValue() == label {
+				if lp.GetName() == label && lp.GetValue() == value {
 					if m.GetCounter() != nil {
 						return m.GetCounter().GetValue()
 					}
@@ -104,8 +104,8 @@ func TestCachedFunctionFromLua(t *testing.T) {
 		t.Errorf("cache m1.lua/m1.lua:4 = %v", c)
 	}
 	cacheCall(t, eng, "get", "alice")
-	hits := metricValue(t, eng, "luamods_cache_hits_total", "m1.lua/m1.lua:4")
-	misses := metricValue(t, eng, "luamods_cache_misses_total", "m1.lua/m1.lua:4")
+	hits := metricValue(t, eng, "luamods_cache_hits_total", "cache", "m1.lua/m1.lua:4")
+	misses := metricValue(t, eng, "luamods_cache_misses_total", "cache", "m1.lua/m1.lua:4")
 	if hits != 1 || misses != 100 {
 		t.Errorf("hits, misses = %v, %v; want 1 and 100 (the concurrent callers waited on one computation)", hits, misses)
 	}
@@ -199,11 +199,22 @@ func TestInvalidationReachesAnotherEngineThroughRedis(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var redis *exec.Cmd
+	startRedis := func() {
+		redis = exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := redis.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	stopRedis := func() {
+		if redis != nil {
+			redis.Process.Kill()
+			redis.Wait()
+			redis = nil
+		}
+	}
+	startRedis()
+	defer stopRedis()
 	config := fmt.Sprintf("cache: {redis: {addr: '127.0.0.1:%d', channel: t}}\nmodules:\n  - module: m1.lua\n", port)
 	files := map[string]string{"luamods.yaml": config, "m1.lua": cachedModule}
 	a, _, err := startEngine(t, files)
@@ -214,18 +225,38 @@ func TestInvalidationReachesAnotherEngineThroughRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cacheCall(t, a, "get", "dept")
-	cacheCall(t, b, "get", "dept")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		// Subscriptions are asynchronous: invalidate until b sees one.
-		cacheCall(t, a, "everywhere", "dept")
-		time.Sleep(50 * time.Millisecond)
-		if got := cacheCall(t, b, "get", "dept").(map[string]any)["n"]; got != int64(1) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("engine b never saw engine a's invalidation")
+	// fanOut invalidates key on a until b computes it afresh.
+	fanOut := func(key string) {
+		t.Helper()
+		cacheCall(t, a, "get", key)
+		before := cacheCall(t, b, "get", key).(map[string]any)["n"].(int64)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			// Subscriptions are asynchronous: invalidate until b sees one.
+			cacheCall(t, a, "everywhere", key)
+			time.Sleep(50 * time.Millisecond)
+			if got := cacheCall(t, b, "get", key).(map[string]any)["n"]; got != before {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("engine b never saw engine a's invalidation of %s", key)
+			}
 		}
 	}
+	fanOut("dept")
+
+	stopRedis()
+	// Without Redis both keep serving, and local invalidation works.
+	cacheCall(t, a, "get", "down")
+	cacheCall(t, a, "everywhere", "down")
+	if got := cacheCall(t, a, "get", "down").(map[string]any)["n"]; got != int64(2) {
+		t.Fatalf("local invalidation while Redis is down: n = %v", got)
+	}
+	cacheCall(t, b, "get", "down")
+	if errs := metricValue(t, a, "luamods_cache_fanout_errors_total", "op", "publish"); errs < 1 {
+		t.Errorf("publish failures not counted: %v", errs)
+	}
+
+	startRedis()
+	fanOut("after-restart")
 }
