@@ -97,33 +97,6 @@ func (p *pendingRequests) remove(t *lua.LTable) {
 	p.mu.Unlock()
 }
 
-// field builds one field of the request table.
-func (r *request) field(L *lua.LState, key string) lua.LValue {
-	switch key {
-	case "method":
-		return lua.LString(r.method)
-	case "path":
-		return lua.LString(r.path)
-	case "subpath":
-		return lua.LString(r.subpath)
-	case "body":
-		return lua.LString(r.body)
-	case "remote_addr":
-		return lua.LString(r.remoteAddr)
-	case "request_id":
-		return lua.LString(r.requestID)
-	case "query":
-		q := L.CreateTable(0, len(r.query))
-		for k, vs := range r.query {
-			if len(vs) > 0 {
-				q.RawSetString(k, lua.LString(vs[0]))
-			}
-		}
-		return q
-	}
-	return r.lazyField(L, key)
-}
-
 // lazyField builds headers, query_all or json on first use.
 func (r *request) lazyField(L *lua.LState, key string) lua.LValue {
 	switch key {
