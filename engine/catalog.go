@@ -27,6 +27,7 @@ const (
 	Forbid
 )
 
+// String names the policy.
 func (p Policy) String() string {
 	return [...]string{"propagate", "fail-open", "fail-closed", "forbid"}[p]
 }

@@ -71,6 +71,7 @@ type ConfigError struct {
 	Causes []string // further lines, each indented one more level
 }
 
+// Error renders the problem in Synapse's shape, with the file and line.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString("Error in configuration")
@@ -94,6 +95,7 @@ func (e *ConfigError) Error() string {
 // Errors is every problem found while loading, in order.
 type Errors []error
 
+// Error is every problem, one after the other.
 func (e Errors) Error() string {
 	parts := make([]string, len(e))
 	for i, err := range e {

@@ -23,10 +23,12 @@ type CallbackError struct {
 	Status int
 }
 
+// Error names the callback, the module and the script error.
 func (e *CallbackError) Error() string {
 	return fmt.Sprintf("%s: module %s: %v", e.Callback, e.Module, unwrapModule(e.Err))
 }
 
+// Unwrap returns the script error.
 func (e *CallbackError) Unwrap() error { return e.Err }
 
 // unwrapModule drops the "module X: " prefix a ScriptError renders, since

@@ -135,6 +135,7 @@ type MissingParamsError struct {
 	Fields    []string
 }
 
+// Error is Synapse's message for it.
 func (e *MissingParamsError) Error() string {
 	return fmt.Sprintf("Missing parameters for login type %s: %v", e.LoginType, e.Fields)
 }

@@ -28,6 +28,7 @@ type Diff struct {
 	Removed []string `json:"removed"`
 }
 
+// String is the report in one line.
 func (r *ReloadReport) String() string {
 	if r.Unchanged {
 		return "nothing changed"

@@ -44,6 +44,7 @@ type SyntaxError struct {
 	lines  int // of the source, to place errors at the end of the file
 }
 
+// Error is "file:line: syntax error ...".
 func (e *SyntaxError) Error() string {
 	if pe := (*parse.Error)(nil); errors.As(e.Err, &pe) {
 		if pe.Pos.Line == parse.EOF {
@@ -57,6 +58,7 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s: %v", e.Source, e.Err)
 }
 
+// Unwrap returns the parser's or compiler's error.
 func (e *SyntaxError) Unwrap() error { return e.Err }
 
 func mustCompile(src, name string) *lua.FunctionProto {

@@ -25,6 +25,7 @@ type ScriptError struct {
 	cause     error
 }
 
+// Error is "module M: file:line: message".
 func (e *ScriptError) Error() string {
 	var b strings.Builder
 	if e.Module != "" {

@@ -132,6 +132,7 @@ type HTTPError struct {
 	Body string
 }
 
+// Error is "HTTP <code>: <msg>", or msg when there was no answer.
 func (e *HTTPError) Error() string {
 	if e.Code == 0 {
 		return e.Msg
