@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -41,11 +42,11 @@ func serveCmd() *cobra.Command {
 }
 
 func serve(ctx context.Context, path string, stderr io.Writer) error {
-	level := "info"
-	if c, err := engine.LoadConfig(path); err == nil && c.LogLevel != "" {
-		level = c.LogLevel
+	var level slog.LevelVar // log_level; a reload can change it
+	if c, err := engine.LoadConfig(path); err == nil {
+		setLevel(&level, c.LogLevel)
 	}
-	log := newLogger(stderr, level)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
 	// Signals are caught before loading so that none is lost meanwhile.
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
@@ -89,10 +90,17 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
 				report, err := eng.Reload(ctx)
-				if err != nil {
+				switch {
+				case err != nil:
 					log.Error("reload failed; the previous modules keep serving", "error", err.Error())
-				} else if report.Unchanged {
+				case report.Unchanged:
 					log.Info("reload: nothing changed")
+				default:
+					cfg := eng.Current().Config
+					setLevel(&level, cfg.LogLevel)
+					if cfg.Listen != gen.Config.Listen {
+						log.Warn("listen changed: the new address takes effect at restart", "serving", gen.Config.Listen, "configured", cfg.Listen)
+					}
 				}
 				continue
 			}
@@ -111,6 +119,15 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 			return err
 		}
 	}
+}
+
+// setLevel applies log_level ("" is info).
+func setLevel(v *slog.LevelVar, name string) {
+	var l slog.Level
+	if name != "" {
+		_ = l.UnmarshalText([]byte(name))
+	}
+	v.Set(l)
 }
 
 func allow(methods []string) string {
