@@ -89,12 +89,20 @@ type hookMetrics struct {
 // States returns the module's Lua states (one per instance).
 func (m *Module) States() []*luaapi.State { return m.states }
 
-// State picks the state for the next call: round robin over instances.
+// State picks the state for the next call: the first idle one in round
+// robin order, else the next in turn.
 func (m *Module) State() *luaapi.State {
-	if len(m.states) == 1 {
+	n := len(m.states)
+	if n == 1 {
 		return m.states[0]
 	}
-	return m.states[int(m.next.Add(1))%len(m.states)]
+	start := int(m.next.Add(1))
+	for i := 0; i < n; i++ {
+		if s := m.states[(start+i)%n]; s.Inflight() == 0 {
+			return s
+		}
+	}
+	return m.states[start%n]
 }
 
 // Caches returns the module's memo caches.
