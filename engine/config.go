@@ -78,16 +78,22 @@ func (e *ConfigError) Error() string {
 	if len(e.Path) > 0 {
 		fmt.Fprintf(&b, " at '%s'", strings.Join(e.Path, "."))
 	}
-	b.WriteString(":\n  " + e.Msg)
-	if len(e.Causes) > 0 {
-		b.WriteString(":")
+	where := ""
+	if e.File != "" && e.Line > 0 {
+		where = fmt.Sprintf(" (%s, line %d)", e.File, e.Line)
 	}
+	if len(e.Causes) == 0 {
+		b.WriteString(": " + e.Msg + where)
+		return b.String()
+	}
+	// With causes, Synapse's multi-line shape: each cause one level deeper.
+	b.WriteString(":\n  " + e.Msg + ":")
 	for i, c := range e.Causes {
 		indent := strings.Repeat("  ", i+2)
 		b.WriteString("\n" + indent + strings.ReplaceAll(c, "\n", "\n"+indent))
 	}
-	if e.File != "" && e.Line > 0 {
-		fmt.Fprintf(&b, "\n  (%s, line %d)", e.File, e.Line)
+	if where != "" {
+		b.WriteString("\n " + where)
 	}
 	return b.String()
 }

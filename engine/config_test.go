@@ -17,13 +17,13 @@ func TestConfigErrors(t *testing.T) {
 		want   []string // every one must appear
 	}{
 		{"not a mapping item", "modules:\n  - just-a-string\n", nil,
-			[]string{"Error in configuration at 'modules.<item 0>':\n  expected a mapping", "line 2"}},
+			[]string{"Error in configuration at 'modules.<item 0>': expected a mapping", "line 2"}},
 		{"module not a string", "modules:\n  - module: ok.lua\n  - module: [1, 2]\n", map[string]string{"ok.lua": good},
-			[]string{"Error in configuration at 'modules.<item 1>.module':\n  expected a string", "line 3"}},
+			[]string{"Error in configuration at 'modules.<item 1>.module': expected a string", "line 3"}},
 		{"missing module key", "modules:\n  - config: {}\n", nil,
-			[]string{"at 'modules.<item 0>.module':\n  expected a string"}},
+			[]string{"at 'modules.<item 0>.module': expected a string"}},
 		{"every problem reported", "modules:\n  - module: 5\n  - 7\nlisten: [x]\n", nil,
-			[]string{"'modules.<item 0>.module'", "'modules.<item 1>'", "'listen':\n  expected a string"}},
+			[]string{"'modules.<item 0>.module'", "'modules.<item 1>'", "'listen': expected a string"}},
 		{"unknown key with suggestion", "server_nmae: x\nmodules: []\n", nil,
 			[]string{`unknown key "server_nmae" (did you mean "server_name"?)`}},
 		{"unknown module key", "modules:\n  - module: ok.lua\n    instnces: 2\n", map[string]string{"ok.lua": good},

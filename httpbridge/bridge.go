@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,9 +167,7 @@ func (b *Bridge) handlerError(c echo.Context, route *engine.Route, r *request, e
 		attrs = append(attrs, "handler", route.Where)
 	}
 	b.log.Error("web resource failed", attrs...)
-	_ = c.JSON(http.StatusInternalServerError, map[string]any{
-		"errcode": "M_UNKNOWN", "error": "Internal server error", "request_id": r.requestID,
-	})
+	_ = matrixError(c, http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
 	return http.StatusInternalServerError
 }
 
@@ -176,13 +175,13 @@ func matrixError(c echo.Context, status int, code, msg string) error {
 	return c.JSON(status, map[string]any{"errcode": code, "error": msg})
 }
 
-// requestID is the client's X-Request-Id (when short), else a new one,
-// echoed in the answer.
+// requestID is the client's X-Request-Id (when short), else a new one; the
+// answer carries it in X-Request-Id, and the log lines of the request too.
 func (b *Bridge) requestID(c echo.Context) string {
-	if id := c.Request().Header.Get(echo.HeaderXRequestID); id != "" && len(id) <= 64 {
-		return id
+	id := c.Request().Header.Get(echo.HeaderXRequestID)
+	if id == "" || len(id) > 64 || strings.ContainsAny(id, "\r\n") {
+		id = b.idPrefix + "-" + strconv.FormatUint(b.idCounter.Add(1), 10)
 	}
-	id := b.idPrefix + "-" + strconv.FormatUint(b.idCounter.Add(1), 10)
 	c.Response().Header().Set(echo.HeaderXRequestID, id)
 	return id
 }

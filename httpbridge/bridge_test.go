@@ -140,7 +140,7 @@ func TestWebResources(t *testing.T) {
 		{"method table lower-case key", "POST", "/_synapse/client/methods", `{"x":1}`, nil, 201, `{"x":1}`},
 		{"405", "DELETE", "/_synapse/client/methods", "", nil, 405, "M_UNRECOGNIZED"},
 		{"error table", "GET", "/_synapse/client/errors/table", "", nil, 429, `{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":500}`},
-		{"plain error", "GET", "/_synapse/client/errors/plain", "", nil, 500, `"errcode":"M_UNKNOWN","error":"Internal server error","request_id":"`},
+		{"plain error", "GET", "/_synapse/client/errors/plain", "", nil, 500, `{"errcode":"M_UNKNOWN","error":"Internal server error"}`},
 		{"bad return", "GET", "/_synapse/client/errors/badreturn", "", nil, 500, "Internal server error"},
 		{"header injection", "GET", "/_synapse/client/errors/badheader", "", nil, 500, "Internal server error"},
 		{"timeout", "GET", "/_synapse/client/errors/slow", "", nil, 500, "Internal server error"},
@@ -158,6 +158,9 @@ func TestWebResources(t *testing.T) {
 			}
 			if c.name == "405" && h.Get("Allow") != "GET, POST" {
 				t.Errorf("Allow = %q", h.Get("Allow"))
+			}
+			if c.name == "plain error" && h.Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id on a 500")
 			}
 			if c.name == "method table GET" && h.Get("X-Mod") != "1" {
 				t.Errorf("X-Mod = %q", h.Get("X-Mod"))

@@ -96,7 +96,7 @@ func TestCheckAndCall(t *testing.T) {
 	}{
 		{"check ok", []string{"check", "-c", cfg}, 0, "OK: 1 modules, 1 callbacks, 0 routes", ""},
 		{"check lists every error", []string{"check", "-c", filepath.Join(dir, "broken.yaml")}, 1, "",
-			"'modules.<item 1>.module':\n  expected a string"},
+			"Error in configuration at 'modules.<item 1>.module': expected a string"},
 		{"call deny", []string{"call", "-c", cfg, "spam_checker.user_may_invite", `"@a:x"`, `"@b:x"`, `"!bad:x"`}, 0, `["M_FORBIDDEN",{"reason":"bad room"}]`, ""},
 		{"call allow", []string{"call", "-c", cfg, "spam_checker.user_may_invite", `"@a:x"`, `"@b:x"`, `"!ok:x"`}, 0, `"NOT_SPAM"`, ""},
 		{"call none registered", []string{"call", "-c", cfg, "account_validity.is_user_expired", `"@a:x"`}, 0, "null", ""},
