@@ -157,3 +157,30 @@ func TestUnknownCallbackAndArity(t *testing.T) {
 		t.Errorf("no modules: %v %v", res, err)
 	}
 }
+
+// FuzzParseConfig: any bytes give a config or errors, never a panic, and
+// every error is a located ConfigError.
+func FuzzParseConfig(f *testing.F) {
+	for _, seed := range []string{
+		"modules:\n  - module: a.lua\n", "server_name: x\nlisten: [1]\n", "cache: {redis: {addr: x, db: -1}}\n",
+		"modules: {a: 1}\n", "max_request_body: 10MiB\n", "- a\n- b\n", "modules:\n  - module: m\n    config: [1, {a: b}]\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		_, err := ParseConfig("/nonexistent/luamods.yaml", []byte(input))
+		if err == nil {
+			return
+		}
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) == 0 {
+			t.Fatalf("%q: error %v is not Errors", input, err)
+		}
+		for _, e := range errs {
+			var ce *ConfigError
+			if !errors.As(e, &ce) {
+				t.Fatalf("%q: %v is not a ConfigError", input, e)
+			}
+		}
+	})
+}

@@ -45,3 +45,35 @@ func TestEncodeLuaJSONMatchesEncodeJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzJSONThroughLua decodes JSON, converts it into Lua and back both ways
+// (FromLua + encoding/json, and EncodeLuaJSON), and requires the same text.
+func FuzzJSONThroughLua(f *testing.F) {
+	for _, seed := range []string{`null`, `[1,"a",{"b":[]}]`, `{"x":{"y":1.5e-9,"z":"\u2028\ufffd"}}`, `123456789012345678901`, `[[],{}]`, `"\u0000"`} {
+		f.Add(seed)
+	}
+	L := lua.NewState(stateOptions)
+	defer L.Close()
+	f.Fuzz(func(t *testing.T, input string) {
+		v, err := DecodeJSON([]byte(input))
+		if err != nil {
+			return
+		}
+		lv, err := ToLua(L, v)
+		if err != nil {
+			return
+		}
+		gv, err := FromLua(lv)
+		if err != nil {
+			t.Fatalf("FromLua(ToLua(%q)): %v", input, err)
+		}
+		want, err := EncodeJSON(gv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := EncodeLuaJSON(lv)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%q: EncodeLuaJSON = %s (%v), EncodeJSON(FromLua) = %s", input, got, err, want)
+		}
+	})
+}
