@@ -50,6 +50,7 @@ func (s *State) openLibs() error {
 	}
 	str := L.GetGlobal("string").(*lua.LTable)
 	str.RawSetString("rep", L.NewFunction(s.stringRep))
+	str.RawSetString("gsub", L.NewFunction(s.stringGsub))
 	str.RawSetString("dump", lua.LNil)
 	L.SetGlobal("print", L.NewFunction(s.print))
 	L.SetGlobal("error", L.NewFunction(s.baseError))
