@@ -32,7 +32,7 @@ func (c *compiler) compile(path string) (*lua.FunctionProto, string, error) {
 		return nil, "", err
 	}
 	sum := sha256.Sum256(src)
-	hash := hex.EncodeToString(sum[:])
+	hash := hex.EncodeToString(sum[:]) // as fileHash
 	c.mu.Lock()
 	if cc, ok := c.cache[path]; ok && cc.hash == hash {
 		c.mu.Unlock()
@@ -49,8 +49,13 @@ func (c *compiler) compile(path string) (*lua.FunctionProto, string, error) {
 	return proto, hash, nil
 }
 
-// proto is compile without the hash, for require.
-func (c *compiler) proto(path string) (*lua.FunctionProto, error) {
-	p, _, err := c.compile(path)
-	return p, err
+// fileHash is the hash compile gives the file's current content ("" when
+// it cannot be read).
+func fileHash(path string) string {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(src)
+	return hex.EncodeToString(sum[:])
 }

@@ -51,6 +51,7 @@ type Module struct {
 
 	identity  string
 	registers []registration // what init registered, replayed into each generation
+	deps      dependencies   // files the module required, with their hashes
 	states    []*luaapi.State
 	next      atomic.Uint32
 	caches    *cachebridge.ModuleCaches
@@ -329,7 +330,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Clock:         e.opts.Clock,
 		Catalog:       e.catalog,
 		Caches:        cacheProvider{m.caches},
-		Compile:       e.compiler.proto,
+		Compile:       m.deps.compiler(e.compiler),
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{
@@ -355,14 +356,51 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 }
 
 // sameModule reports whether old can serve mc as it is: same file, same
-// script content, same settings.
+// script content, same files required, same settings.
 func (e *Engine) sameModule(old *Module, mc ModuleConfig) bool {
 	if old.File != mc.File || old.Config.Instances != mc.Instances || old.Config.Timeout != mc.Timeout ||
 		old.Config.Sandbox != mc.Sandbox || canonical(old.Config.Config) != canonical(mc.Config) {
 		return false
 	}
 	_, hash, err := e.compiler.compile(mc.File)
-	return err == nil && hash == old.Hash
+	return err == nil && hash == old.Hash && old.deps.unchanged()
+}
+
+// dependencies are the files a module loaded with require, and the hash of
+// each as loaded. Safe for concurrent use (require may run in any state of
+// the module, at any time).
+type dependencies struct {
+	mu    sync.Mutex
+	files map[string]string
+}
+
+// compiler returns the module's require compiler: the engine's, recording
+// what it loads.
+func (d *dependencies) compiler(c *compiler) func(path string) (*lua.FunctionProto, error) {
+	return func(path string) (*lua.FunctionProto, error) {
+		proto, hash, err := c.compile(path)
+		if err == nil {
+			d.mu.Lock()
+			if d.files == nil {
+				d.files = map[string]string{}
+			}
+			d.files[path] = hash
+			d.mu.Unlock()
+		}
+		return proto, err
+	}
+}
+
+// unchanged reports whether every required file still has its hash.
+func (d *dependencies) unchanged() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for path, hash := range d.files {
+		if fileHash(path) != hash {
+			return false
+		}
+	}
+	return true
 }
 
 func closeStates(states []*luaapi.State) {

@@ -108,8 +108,7 @@ func (e *Engine) unchanged(old *Generation, cfg *Config) bool {
 		return false
 	}
 	for i, m := range old.Modules {
-		_, hash, err := e.compiler.compile(cfg.Modules[i].File)
-		if err != nil || hash != m.Hash {
+		if !e.sameModule(m, cfg.Modules[i]) {
 			return false
 		}
 	}
@@ -128,7 +127,7 @@ func diffGenerations(old, next *Generation) *ReloadReport {
 		switch o, ok := oldMods[m.Name]; {
 		case !ok:
 			r.Added = append(r.Added, m.Name)
-		case o.Hash != m.Hash || canonical(o.Config.Config) != canonical(m.Config.Config):
+		case o != m:
 			r.Changed = append(r.Changed, m.Name)
 		default:
 			r.Kept = append(r.Kept, m.Name)

@@ -195,3 +195,35 @@ func TestCachesSurviveForUnchangedModulesOnly(t *testing.T) {
 		t.Fatalf("changed module: %s, want a fresh computation (seen = 1)", got)
 	}
 }
+
+func TestReloadSeesRequiredFiles(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "modules:\n  - module: app.lua\n",
+		"app.lua": `local helper = require("helper")
+local M = {}
+function M.init(api) api.register_test_callbacks{ run = function() return helper.answer() end } end
+return M`,
+		"helper.lua": `return { answer = function() return "v1" end }`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got := run(t, eng, "x"); got != "v1" {
+		t.Fatalf("got %q", got)
+	}
+	if report, err := eng.Reload(ctx); err != nil || !report.Unchanged {
+		t.Fatalf("nothing changed, yet: %v %v", report, err)
+	}
+	rewrite(t, eng, "helper.lua", `return { answer = function() return "v2" end }`)
+	report, err := eng.Reload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(report.Changed, ",") != "app.lua" {
+		t.Fatalf("a changed helper did not change its module: %s", report)
+	}
+	if got := run(t, eng, "x"); got != "v2" {
+		t.Fatalf("after reload got %q", got)
+	}
+}
