@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -166,4 +168,28 @@ func diffNames(before, after []string) Diff {
 	sort.Strings(d.Added)
 	sort.Strings(d.Removed)
 	return d
+}
+
+// Fingerprint summarises the content of the configuration file and of every
+// script the current generation loaded (modules and the files they
+// required): it changes when any of them does. `luamods serve --watch`
+// polls it.
+func (e *Engine) Fingerprint() string {
+	gen := e.current.Load()
+	h := sha256.New()
+	fmt.Fprintf(h, "%s=%s\n", e.opts.ConfigPath, fileHash(e.opts.ConfigPath))
+	for _, m := range gen.Modules {
+		fmt.Fprintf(h, "%s=%s\n", m.File, fileHash(m.File))
+		m.deps.mu.Lock()
+		paths := make([]string, 0, len(m.deps.files))
+		for p := range m.deps.files {
+			paths = append(paths, p)
+		}
+		m.deps.mu.Unlock()
+		sort.Strings(paths)
+		for _, p := range paths {
+			fmt.Fprintf(h, "%s=%s\n", p, fileHash(p))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

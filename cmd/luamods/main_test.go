@@ -349,3 +349,32 @@ func TestTestVerb(t *testing.T) {
 		t.Fatalf("failing test: exit %d\n%s", code, stdout)
 	}
 }
+
+func TestServeWatchReloadsOnChange(t *testing.T) {
+	addr := freePort(t)
+	dir := writeDir(t, map[string]string{
+		"luamods.yaml": "listen: " + addr + "\nmodules:\n  - module: app.lua\n",
+		"app.lua":      handler("one"),
+	})
+	s := startServer(t, dir, "-c", "luamods.yaml", "--watch")
+	os.WriteFile(filepath.Join(dir, "app.lua"), []byte(handler("two")), 0o644)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, body := s.get("/_synapse/client/answer"); body == "two" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("--watch did not reload the changed script:\n%s", s.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	os.WriteFile(filepath.Join(dir, "app.lua"), []byte("local M = {"), 0o644)
+	s.waitLog("reload failed", 1)
+	time.Sleep(2500 * time.Millisecond) // more polls: the same broken file is not reloaded again
+	if n := strings.Count(s.log(), "reload failed"); n != 1 {
+		t.Errorf("a broken file was reloaded %d times", n)
+	}
+	if _, body := s.get("/_synapse/client/answer"); body != "two" {
+		t.Fatalf("after a broken change got %q", body)
+	}
+}

@@ -24,6 +24,7 @@ const shutdownGrace = 30 * time.Second
 
 func serveCmd() *cobra.Command {
 	var cfg string
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "serve [-c luamods.yaml]",
 		Short: "Run the modules: web resources, the admin and invoke API, /metrics and /health",
@@ -34,14 +35,15 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer cleanup()
-			return serve(cmd.Context(), path, cmd.ErrOrStderr())
+			return serve(cmd.Context(), path, watch, cmd.ErrOrStderr())
 		},
 	}
 	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml, else the shipped default)")
+	cmd.Flags().BoolVar(&watch, "watch", false, "reload when the configuration or a script changes (for development)")
 	return cmd
 }
 
-func serve(ctx context.Context, path string, stderr io.Writer) error {
+func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error {
 	var level slog.LevelVar // log_level; a reload can change it
 	if c, err := engine.LoadConfig(path); err == nil {
 		setLevel(&level, c.LogLevel)
@@ -80,8 +82,30 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 		serveErr <- srv.Start("")
 	}()
 
+	var changes <-chan struct{}
+	if watch {
+		changes = watchFiles(ctx, eng, time.Second)
+		log.Info("watching the configuration and scripts for changes")
+	}
+	reload := func(reason string) {
+		report, err := eng.Reload(ctx)
+		switch {
+		case err != nil:
+			log.Error("reload failed; the previous modules keep serving", "reason", reason, "error", err.Error())
+		case report.Unchanged:
+			log.Info("reload: nothing changed", "reason", reason)
+		default:
+			cfg := eng.Current().Config
+			setLevel(&level, cfg.LogLevel)
+			if cfg.Listen != gen.Config.Listen {
+				log.Warn("listen changed: the new address takes effect at restart", "serving", gen.Config.Listen, "configured", cfg.Listen)
+			}
+		}
+	}
 	for {
 		select {
+		case <-changes:
+			reload("files changed")
 		case err := <-serveErr:
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil
@@ -89,19 +113,7 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 			return err
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				report, err := eng.Reload(ctx)
-				switch {
-				case err != nil:
-					log.Error("reload failed; the previous modules keep serving", "error", err.Error())
-				case report.Unchanged:
-					log.Info("reload: nothing changed")
-				default:
-					cfg := eng.Current().Config
-					setLevel(&level, cfg.LogLevel)
-					if cfg.Listen != gen.Config.Listen {
-						log.Warn("listen changed: the new address takes effect at restart", "serving", gen.Config.Listen, "configured", cfg.Listen)
-					}
-				}
+				reload("SIGHUP")
 				continue
 			}
 			log.Info("shutting down: finishing requests in flight", "signal", sig.String(), "grace", shutdownGrace.String())
@@ -119,6 +131,32 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 			return err
 		}
 	}
+}
+
+// watchFiles reports on the returned channel when the engine's files change
+// (polled every interval), once per change.
+func watchFiles(ctx context.Context, eng *engine.Engine, interval time.Duration) <-chan struct{} {
+	changes := make(chan struct{}, 1)
+	go func() {
+		last := eng.Fingerprint()
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				if now := eng.Fingerprint(); now != last {
+					last = now
+					select {
+					case changes <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return changes
 }
 
 // setLevel applies log_level ("" is info).
