@@ -111,8 +111,10 @@ func (s *State) wait(ctx context.Context, done <-chan struct{}) bool {
 // `api` and `M` (the module table) in scope. An expression is evaluated and
 // its values returned; a statement returns what it returns.
 func (s *State) Eval(ctx context.Context, name, src string) ([]string, error) {
+	statement := false
 	proto, err := Compile("return "+src, name)
 	if err != nil {
+		statement = true
 		proto, err = Compile(src, name)
 		if err != nil {
 			return nil, err
@@ -131,6 +133,9 @@ func (s *State) Eval(ctx context.Context, name, src string) ([]string, error) {
 		}
 		return out, nil
 	})
+	if statement && len(vals) == 1 && vals[0] == "nil" {
+		return nil, err // a statement that returns nothing prints nothing
+	}
 	out := make([]string, len(vals))
 	for i, v := range vals {
 		out[i] = v.(string)

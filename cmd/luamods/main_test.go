@@ -163,6 +163,14 @@ func TestREPLThroughAPipe(t *testing.T) {
 	if strings.HasSuffix(strings.TrimSpace(stdout), "\n1") {
 		t.Error("input after :quit was evaluated")
 	}
+	if strings.Contains(stdout, "\nnil\n") {
+		t.Errorf("a statement printed nil:\n%s", stdout)
+	}
+	// A module named on the command line is the one the REPL starts in.
+	_, stdout, _ = runCLI("", "=type(M)\n:modules\n", "repl", "-c", filepath.Join(dir, "luamods.yaml"), "hello.lua")
+	if !strings.Contains(stdout, "* hello.lua") {
+		t.Errorf("repl -c FILE hello.lua did not start in hello.lua:\n%s", stdout)
+	}
 }
 
 // server is a real `luamods serve` process.

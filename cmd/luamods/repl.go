@@ -47,7 +47,9 @@ func replCmd() *cobra.Command {
 			if mods := eng.Current().Modules; len(mods) > 0 {
 				r.module = mods[0].Name
 			}
-			if len(args) == 1 && !strings.HasSuffix(args[0], ".lua") {
+			// With -c the argument names a module (names often end in .lua);
+			// without, a .lua argument is a file loaded on its own.
+			if len(args) == 1 && (cfg != "" || !strings.HasSuffix(args[0], ".lua")) {
 				if err := r.use(args[0]); err != nil {
 					return err
 				}
