@@ -32,12 +32,13 @@ type Options struct {
 // It holds the current Generation; Reload builds the next one aside and
 // swaps it in. All methods may be called concurrently.
 type Engine struct {
-	opts     Options
-	log      *slog.Logger
-	catalog  *Catalog
-	metrics  *Metrics
-	compiler *compiler
-	caches   *cachebridge.Store
+	opts       Options
+	log        *slog.Logger
+	catalog    *Catalog
+	metrics    *Metrics
+	compiler   *compiler
+	caches     *cachebridge.Store
+	modMetrics *moduleMetrics
 
 	current  atomic.Pointer[Generation]
 	reloadMu sync.Mutex // serialises Reload and Close
@@ -83,12 +84,13 @@ func newEngine(opts Options) *Engine {
 	}
 	m := newMetrics(opts.Registry)
 	return &Engine{
-		opts:     opts,
-		log:      opts.Logger,
-		catalog:  opts.Catalog,
-		metrics:  m,
-		compiler: newCompiler(),
-		caches:   cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
+		opts:       opts,
+		log:        opts.Logger,
+		catalog:    opts.Catalog,
+		metrics:    m,
+		compiler:   newCompiler(),
+		modMetrics: newModuleMetrics(opts.Registry),
+		caches:     cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
 	}
 }
 

@@ -330,6 +330,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Clock:         e.opts.Clock,
 		Catalog:       e.catalog,
 		Caches:        cacheProvider{m.caches},
+		Metrics:       e.modMetrics.provider(mc.Module),
 		Compile:       m.deps.compiler(e.compiler),
 	}
 	for i := 0; i < mc.Instances; i++ {

@@ -1,7 +1,14 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"luamods/luaapi"
 )
 
 // Metrics are the engine's Prometheus metrics, all prefixed luamods_.
@@ -45,4 +52,118 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 		m.Reloads.WithLabelValues(r)
 	}
 	return m
+}
+
+// moduleMetrics are the metrics modules define with api.metrics, exported
+// as luamods_module_<name> with a module label. One vector per name serves
+// every module and every generation, so a reload redefines nothing.
+type moduleMetrics struct {
+	reg  *prometheus.Registry
+	mu   sync.Mutex
+	vecs map[string]*moduleVec
+}
+
+type moduleVec struct {
+	kind    luaapi.MetricKind
+	labels  []string
+	counter *prometheus.CounterVec
+	gauge   *prometheus.GaugeVec
+	hist    *prometheus.HistogramVec
+}
+
+func newModuleMetrics(reg *prometheus.Registry) *moduleMetrics {
+	return &moduleMetrics{reg: reg, vecs: map[string]*moduleVec{}}
+}
+
+// provider is the luaapi.MetricsProvider of one module.
+func (mm *moduleMetrics) provider(module string) luaapi.MetricsProvider {
+	return moduleMetricsProvider{mm, module}
+}
+
+type moduleMetricsProvider struct {
+	mm     *moduleMetrics
+	module string
+}
+
+func (p moduleMetricsProvider) Metric(kind luaapi.MetricKind, name, help string, labels []string, buckets []float64) (luaapi.Metric, error) {
+	v, err := p.mm.vec(kind, name, help, labels, buckets)
+	if err != nil {
+		return nil, err
+	}
+	return boundMetric{v, p.module}, nil
+}
+
+func (mm *moduleMetrics) vec(kind luaapi.MetricKind, name, help string, labels []string, buckets []float64) (*moduleVec, error) {
+	full := "luamods_module_" + name
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	if v, ok := mm.vecs[full]; ok {
+		if v.kind != kind || !slices.Equal(v.labels, labels) {
+			return nil, fmt.Errorf("%s is already defined as a %s with labels %v", full, v.kind, v.labels)
+		}
+		return v, nil
+	}
+	all := append([]string{"module"}, labels...)
+	v := &moduleVec{kind: kind, labels: append([]string(nil), labels...)}
+	var c prometheus.Collector
+	switch kind {
+	case luaapi.Counter:
+		v.counter = prometheus.NewCounterVec(prometheus.CounterOpts{Name: full, Help: help}, all)
+		c = v.counter
+	case luaapi.Gauge:
+		v.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: full, Help: help}, all)
+		c = v.gauge
+	case luaapi.Histogram:
+		if len(buckets) == 0 {
+			buckets = prometheus.DefBuckets
+		}
+		v.hist = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: full, Help: help, Buckets: buckets}, all)
+		c = v.hist
+	}
+	if err := mm.reg.Register(c); err != nil {
+		return nil, fmt.Errorf("%s: %w", full, err)
+	}
+	mm.vecs[full] = v
+	return v, nil
+}
+
+// boundMetric is a module's view of a metric: its values carry the module.
+type boundMetric struct {
+	v      *moduleVec
+	module string
+}
+
+func (b boundMetric) values(labelValues []string) []string {
+	return append([]string{b.module}, labelValues...)
+}
+
+func (b boundMetric) Add(x float64, labelValues []string) error {
+	switch {
+	case b.v.counter != nil:
+		if x < 0 {
+			return errors.New("a counter only goes up")
+		}
+		b.v.counter.WithLabelValues(b.values(labelValues)...).Add(x)
+	case b.v.gauge != nil:
+		b.v.gauge.WithLabelValues(b.values(labelValues)...).Add(x)
+	default:
+		return errors.New("a histogram takes observe")
+	}
+	return nil
+}
+
+func (b boundMetric) Set(x float64, labelValues []string) error {
+	if b.v.gauge == nil {
+		return fmt.Errorf("only a gauge can be set, not a %s", b.v.kind)
+	}
+	b.v.gauge.WithLabelValues(b.values(labelValues)...).Set(x)
+	return nil
+}
+
+func (b boundMetric) Observe(x float64, labelValues []string) error {
+	if b.v.hist == nil {
+		return fmt.Errorf("only a histogram observes, not a %s", b.v.kind)
+	}
+	b.v.hist.WithLabelValues(b.values(labelValues)...).Observe(x)
+	return nil
 }

@@ -43,6 +43,7 @@ func (s *State) installAPI() {
 	api.RawSetString("json", s.jsonTable())
 	api.RawSetString("regex", s.regexTable())
 	api.RawSetString("http_client", s.httpTable())
+	api.RawSetString("metrics", s.metricsTable())
 
 	for _, f := range []struct {
 		name string

@@ -14,13 +14,14 @@ import (
 type Env struct {
 	ServerName    string
 	PublicBaseURL string
-	Logger        *slog.Logger  // nil: slog.Default()
-	Host          Host          // homeserver-backed methods; nil: "no homeserver attached"
-	HTTP          *HTTPClient   // api.http_client; nil: every request fails
-	Clock         Clock         // nil: the real clock
-	Catalog       Catalog       // the callback categories api.register_*_callbacks offers
-	Caches        CacheProvider // api.cached; nil: api.cached fails
-	MaxStringSize int           // cap of string.rep results; 0: DefaultMaxStringSize
+	Logger        *slog.Logger    // nil: slog.Default()
+	Host          Host            // homeserver-backed methods; nil: "no homeserver attached"
+	HTTP          *HTTPClient     // api.http_client; nil: every request fails
+	Clock         Clock           // nil: the real clock
+	Catalog       Catalog         // the callback categories api.register_*_callbacks offers
+	Caches        CacheProvider   // api.cached; nil: api.cached fails
+	Metrics       MetricsProvider // api.metrics; nil: defining a metric fails
+	MaxStringSize int             // cap of string.rep results; 0: DefaultMaxStringSize
 
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)
