@@ -14,6 +14,7 @@ function M.parse_config(config, api)
 end
 
 function M.init(api, config)
+  local rejected = api.metrics.counter("spam_rejected_total", "Events and invites spam_filter refused", {"check"})
   local blocked = {}
   for _, s in ipairs(config.blocked_servers) do blocked[s] = true end
 
@@ -25,6 +26,7 @@ function M.init(api, config)
       for _, w in ipairs(config.banned_words) do
         if string.find(lower, w, 1, true) then
           api.log.info("rejecting event %s from %s", tostring(event.event_id), tostring(event.sender))
+          rejected:inc({check = "banned_word"})
           return api.errors.FORBIDDEN, { reason = "banned word" }
         end
       end
@@ -34,6 +36,7 @@ function M.init(api, config)
     user_may_invite = function(inviter, invitee, room_id)
       local server = inviter:match(":(.+)$")
       if blocked[server] then
+        rejected:inc({check = "blocked_server"})
         return api.errors.FORBIDDEN
       end
       return api.NOT_SPAM
