@@ -289,14 +289,15 @@ func (p *configParser) size(n *yaml.Node, at []string) int64 {
 	return v
 }
 
-// parseSize reads "1048576", "512KiB", "10MiB", "1GiB" (also K/KB/M/MB/G/GB, as powers of 1024).
+// parseSize reads "1048576", "512KiB", "10MiB", "1GiB" (also K/KB/M/MB/G/GB,
+// as powers of 1024; any case).
 func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
+	s = strings.ToUpper(strings.TrimSpace(s))
 	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"GiB", 1 << 30}, {"GB", 1 << 30}, {"G", 1 << 30}, {"MiB", 1 << 20}, {"MB", 1 << 20}, {"M", 1 << 20}, {"KiB", 1 << 10}, {"KB", 1 << 10}, {"K", 1 << 10}, {"B", 1}} {
+	}{{"GIB", 1 << 30}, {"GB", 1 << 30}, {"G", 1 << 30}, {"MIB", 1 << 20}, {"MB", 1 << 20}, {"M", 1 << 20}, {"KIB", 1 << 10}, {"KB", 1 << 10}, {"K", 1 << 10}, {"B", 1}} {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
 			break
