@@ -101,18 +101,6 @@ func redisOptions(rc *RedisConfig) *cachebridge.RedisOptions {
 	return &cachebridge.RedisOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB, Channel: rc.Channel}
 }
 
-// Check loads the configuration and every module exactly as serving would
-// (parse_config, init, every registration), then closes it all. The error
-// lists every problem found.
-func Check(ctx context.Context, opts Options) error {
-	e, err := New(ctx, opts)
-	if err != nil {
-		return err
-	}
-	e.Close()
-	return nil
-}
-
 // Current returns the generation serving now. Callers that run a call on it
 // should use Acquire instead, so that a reload waits for them.
 func (e *Engine) Current() *Generation { return e.current.Load() }
@@ -164,14 +152,6 @@ func (e *Engine) Close() {
 		g.retire()
 	}
 	e.caches.Close()
-}
-
-// joinErrors is nil for no errors, else all of them as Errors.
-func joinErrors(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return Errors(errs)
 }
 
 var errClosed = errors.New("engine: closed")

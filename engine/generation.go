@@ -275,7 +275,7 @@ func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Gen
 	}
 	if len(errs) > 0 {
 		g.close()
-		return nil, joinErrors(errs)
+		return nil, Errors(errs)
 	}
 	for p := range g.routes {
 		g.paths = append(g.paths, p)
