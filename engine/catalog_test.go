@@ -63,6 +63,8 @@ func TestCatalogCombinersAndErrorPolicies(t *testing.T) {
 		{"fail-open default true", "third_party_rules.check_can_deactivate_user", nil, []string{"error('x')", "return true"}, `true`, "", []int{1, 1}},
 		{"on_create_room passes changes on", "third_party_rules.on_create_room", []any{map[string]any{"user": "@a:x"}, map[string]any{"name": "r"}, false},
 			[]string{"local _, content = ... content.preset = 'private_chat'", "local _, content = ... content.seen = content.preset"}, `{"name":"r","preset":"private_chat","seen":"private_chat"}`, "", []int{1, 1}},
+		{"on_create_room with no content given", "third_party_rules.on_create_room", []any{map[string]any{"user": "@a:x"}},
+			[]string{"local _, content = ... return nil"}, `null`, "", []int{1}},
 		{"on_create_room refusal", "third_party_rules.on_create_room", []any{nil, map[string]any{}}, []string{"error('no')", "return nil"}, "", "no", []int{1, 0}},
 		// Presence
 		{"presence sets union", "presence_router.get_interested_users", []any{"@a:x"}, []string{"return {'@a:x'}", "return {'@b:x', '@a:x'}"}, `["@a:x","@b:x"]`, "", []int{1, 1}},

@@ -36,7 +36,13 @@ func (g *Generation) Invoke(ctx context.Context, name string, args ...any) (any,
 // combine calls the hooks in order and folds their results.
 func (g *Generation) combine(ctx context.Context, cb *Callback, hooks []hook, args []any) (any, error) {
 	acc := cb.Combine.Start()
-	args = append([]any(nil), args...)
+	if cb.Mutates > 0 {
+		// A private copy with room for every argument: each module's changes
+		// replace the mutable one for the next.
+		padded := make([]any, len(cb.Args))
+		copy(padded, args)
+		args = padded
+	}
 	for _, h := range hooks {
 		ret, mutated, err := g.call(ctx, cb, h, args)
 		if err != nil {
@@ -61,7 +67,7 @@ func (g *Generation) combine(ctx context.Context, cb *Callback, hooks []hook, ar
 			break
 		}
 	}
-	if cb.Mutates > 0 && acc == nil && len(args) >= cb.Mutates {
+	if cb.Mutates > 0 && acc == nil {
 		acc = args[cb.Mutates-1]
 	}
 	return acc, nil
