@@ -49,9 +49,10 @@ type cachedFunc struct {
 	numArgs int
 }
 
-// registry keys
+// Registry keys of what every cached function of a state shares.
 const (
-	cachedMetaKey = "luamods.cachedmeta"
+	cachedMakerKey   = "luamods.cached.maker"   // function(fn, c) → the memoizing function
+	cachedMethodsKey = "luamods.cached.methods" // invalidate, invalidate_all, prefill
 )
 
 // cachedSource builds the callable of api.cached. The Go primitives:
@@ -106,17 +107,7 @@ func (s *State) apiCached(L *lua.LState) int {
 	ud := L.NewUserData()
 	ud.Value = cf
 
-	prims := s.cachedPrimitives()
-	L.Push(L.NewFunctionFromProto(cachedProto))
-	for _, p := range prims {
-		L.Push(p)
-	}
-	L.Push(L.GetGlobal("pcall"))
-	L.Push(L.GetGlobal("error"))
-	L.Call(len(prims)+2, 1)
-	makeCallable := L.Get(-1)
-	L.Pop(1)
-	L.Push(makeCallable)
+	L.Push(s.cachedMaker())
 	L.Push(fn)
 	L.Push(ud)
 	L.Call(2, 1)
@@ -131,11 +122,23 @@ func (s *State) apiCached(L *lua.LState) int {
 	return 1
 }
 
-// cachedMeta is the metatable of a callable: __call plus the methods.
+// cachedMeta is the metatable of a callable: its own __call, and the
+// methods all cached functions share.
 func (s *State) cachedMeta(call lua.LValue) *lua.LTable {
-	L := s.L
-	meta := L.CreateTable(0, 3)
+	meta := s.L.CreateTable(0, 3)
 	meta.RawSetString("__call", call)
+	meta.RawSetString("__index", s.cachedMethods())
+	meta.RawSetString("__metatable", lua.LString("cached"))
+	return meta
+}
+
+// cachedMethods is the methods table of cached functions, made once per state.
+func (s *State) cachedMethods() *lua.LTable {
+	L := s.L
+	reg := L.Get(lua.RegistryIndex)
+	if t, ok := L.GetField(reg, cachedMethodsKey).(*lua.LTable); ok {
+		return t
+	}
 	methods := L.CreateTable(0, 3)
 	methods.RawSetString("invalidate", L.NewFunction(func(L *lua.LState) int {
 		cf := checkCached(L, 1)
@@ -155,15 +158,17 @@ func (s *State) cachedMeta(call lua.LValue) *lua.LTable {
 		cf.cache.Prefill(cf.keyOfList(L, L.Get(2)), v)
 		return 0
 	}))
-	meta.RawSetString("__index", methods)
-	meta.RawSetString("__metatable", lua.LString("cached"))
-	return meta
+	L.SetField(reg, cachedMethodsKey, methods)
+	return methods
 }
 
-func (s *State) cachedPrimitives() []lua.LValue {
+// cachedMaker is cachedSource's function(fn, c), made once per state with
+// its Go primitives.
+func (s *State) cachedMaker() *lua.LFunction {
 	L := s.L
-	if p, ok := L.GetField(L.Get(lua.RegistryIndex), cachedMetaKey).(*lua.LTable); ok {
-		return []lua.LValue{p.RawGetInt(1), p.RawGetInt(2), p.RawGetInt(3)}
+	reg := L.Get(lua.RegistryIndex)
+	if f, ok := L.GetField(reg, cachedMakerKey).(*lua.LFunction); ok {
+		return f
 	}
 	get := L.NewFunction(func(L *lua.LState) int {
 		cf := L.CheckUserData(1).Value.(*cachedFunc)
@@ -181,14 +186,17 @@ func (s *State) cachedPrimitives() []lua.LValue {
 		L.Push(lua.LString(key))
 		return 2
 	})
-	load := s.asyncLua("cached", s.parseCacheLoad)
-	complete := L.NewFunction(s.cacheComplete)
-	p := L.CreateTable(3, 0)
-	p.Append(get)
-	p.Append(load)
-	p.Append(complete)
-	L.SetField(L.Get(lua.RegistryIndex), cachedMetaKey, p)
-	return []lua.LValue{get, load, complete}
+	L.Push(L.NewFunctionFromProto(cachedProto))
+	L.Push(get)
+	L.Push(s.asyncLua("cached", s.parseCacheLoad))
+	L.Push(L.NewFunction(s.cacheComplete))
+	L.Push(L.GetGlobal("pcall"))
+	L.Push(L.GetGlobal("error"))
+	L.Call(5, 1)
+	maker := L.Get(-1).(*lua.LFunction)
+	L.Pop(1)
+	L.SetField(reg, cachedMakerKey, maker)
+	return maker
 }
 
 // parseCacheLoad is load(c, key): lead without waiting, or wait for the
