@@ -174,29 +174,3 @@ func allow(methods []string) string {
 	}
 	return fmt.Sprint(methods)
 }
-
-// adminRequest calls the admin API of the luamods serve that c configures.
-func adminRequest(ctx context.Context, c *engine.Config, method, path string) ([]byte, error) {
-	if c.AdminToken == "" {
-		return nil, errors.New("the configuration has no admin_token or admin_token_file: the admin API is off")
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Listen+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.AdminToken)
-	client := &http.Client{Timeout: 5 * time.Minute}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	return body, nil
-}
