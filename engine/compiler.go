@@ -31,8 +31,7 @@ func (c *compiler) compile(path string) (*lua.FunctionProto, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	sum := sha256.Sum256(src)
-	hash := hex.EncodeToString(sum[:]) // as fileHash
+	hash := contentHash(src)
 	c.mu.Lock()
 	if cc, ok := c.cache[path]; ok && cc.hash == hash {
 		c.mu.Unlock()
@@ -56,6 +55,11 @@ func fileHash(path string) string {
 	if err != nil {
 		return ""
 	}
+	return contentHash(src)
+}
+
+// contentHash is the hash of a file's content, as compile records it.
+func contentHash(src []byte) string {
 	sum := sha256.Sum256(src)
 	return hex.EncodeToString(sum[:])
 }

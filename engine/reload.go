@@ -170,10 +170,25 @@ func diffNames(before, after []string) Diff {
 	return d
 }
 
-// Fingerprint summarises the content of the configuration file and of every
-// script the current generation loaded (modules and the files they
-// required): it changes when any of them does. `luamods serve --watch`
-// polls it.
+// Stale reports whether the configuration file or a script differs from
+// what the current generation loaded (module files and the files they
+// required). `luamods serve --watch` polls it.
+func (e *Engine) Stale() bool {
+	gen := e.current.Load()
+	if fileHash(e.opts.ConfigPath) != contentHash(gen.Config.raw) {
+		return true
+	}
+	for _, m := range gen.Modules {
+		if fileHash(m.File) != m.Hash || !m.deps.unchanged() {
+			return true
+		}
+	}
+	return false
+}
+
+// Fingerprint summarises the current content of the configuration file and
+// of every script the current generation loaded; with Stale it tells one
+// change from the next.
 func (e *Engine) Fingerprint() string {
 	gen := e.current.Load()
 	h := sha256.New()

@@ -227,3 +227,31 @@ return M`,
 		t.Fatalf("after reload got %q", got)
 	}
 }
+
+func TestStaleTracksLoadedFiles(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "modules:\n  - module: app.lua\n",
+		"app.lua":      `local helper = require("helper") return {init = function() end}`,
+		"helper.lua":   `return 1`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eng.Stale() {
+		t.Fatal("stale right after loading")
+	}
+	rewrite(t, eng, "helper.lua", `return 2`)
+	if !eng.Stale() {
+		t.Fatal("a changed required file is not seen")
+	}
+	if _, err := eng.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if eng.Stale() {
+		t.Fatal("stale after reloading")
+	}
+	rewrite(t, eng, "luamods.yaml", "modules:\n  - module: app.lua\n# edited\n")
+	if !eng.Stale() {
+		t.Fatal("a changed configuration is not seen")
+	}
+}

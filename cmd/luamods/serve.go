@@ -133,12 +133,13 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 	}
 }
 
-// watchFiles reports on the returned channel when the engine's files change
-// (polled every interval), once per change.
+// watchFiles reports on the returned channel when the files differ from
+// what the serving generation loaded (polled every interval), once per
+// distinct content: a broken edit is not retried until the next edit.
 func watchFiles(ctx context.Context, eng *engine.Engine, interval time.Duration) <-chan struct{} {
 	changes := make(chan struct{}, 1)
 	go func() {
-		last := eng.Fingerprint()
+		var tried string
 		ticker := time.NewTicker(interval)
 		defer ticker.Stop()
 		for {
@@ -146,8 +147,11 @@ func watchFiles(ctx context.Context, eng *engine.Engine, interval time.Duration)
 			case <-ctx.Done():
 				return
 			case <-ticker.C:
-				if now := eng.Fingerprint(); now != last {
-					last = now
+				if !eng.Stale() {
+					continue
+				}
+				if now := eng.Fingerprint(); now != tried {
+					tried = now
 					select {
 					case changes <- struct{}{}:
 					default:
