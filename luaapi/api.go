@@ -44,6 +44,8 @@ func (s *State) installAPI() {
 	api.RawSetString("regex", s.regexTable())
 	api.RawSetString("http_client", s.httpTable())
 	api.RawSetString("metrics", s.metricsTable())
+	api.RawSetString("crypto", s.cryptoTable())
+	api.RawSetString("encoding", s.encodingTable())
 
 	for _, f := range []struct {
 		name string
