@@ -60,6 +60,7 @@ func (s *State) installAPI() {
 		{"register_web_resource", s.apiRegisterWebResource},
 		{"cached", s.apiCached},
 		{"register_cached_function", s.apiRegisterCachedFunction},
+		{"read_templates", s.apiReadTemplates},
 	} {
 		api.RawSetString(f.name, L.NewFunction(f.fn))
 	}
