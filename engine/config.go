@@ -49,10 +49,12 @@ type ModuleConfig struct {
 	Config    any           // config: passed to parse_config/init; missing or empty: {}
 	Instances int           // instances: Lua states; default 1
 	Timeout   time.Duration // timeout: deadline of each call; default 5 s
-	Sandbox   bool          // sandbox: default true
-	File      string        // the resolved script path
-	Item      int           // index in modules:
-	Line      int           // line of the entry in the config file
+	// Unsandboxed is sandbox: false (the zero value keeps the sandbox on,
+	// also for a Config built in Go).
+	Unsandboxed bool
+	File        string // the resolved script path
+	Item        int    // index in modules:
+	Line        int    // line of the entry in the config file
 }
 
 // DefaultListen is where luamods serve listens when the config says nothing.
@@ -194,18 +196,7 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 	if len(cfg.ModulePath) == 0 {
 		cfg.ModulePath = []string{dir}
 	}
-	for i := range cfg.Modules {
-		m := &cfg.Modules[i]
-		if m.Module == "" {
-			continue
-		}
-		file, err := resolveModule(dir, cfg.ModulePath, m.Module)
-		if err != nil {
-			p.errs = append(p.errs, &ConfigError{File: path, Line: m.Line, Path: []string{"modules", itemName(i), "module"}, Msg: err.Error()})
-			continue
-		}
-		m.File = file
-	}
+	p.errs = append(p.errs, resolveModules(cfg)...)
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
@@ -361,7 +352,7 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 	out := make([]ModuleConfig, 0, len(n.Content))
 	for i, item := range n.Content {
 		iat := []string{"modules", itemName(i)}
-		m := ModuleConfig{Instances: 1, Timeout: luaapi.DefaultTimeout, Sandbox: true, Item: i, Line: item.Line, Config: map[string]any{}}
+		m := ModuleConfig{Instances: 1, Timeout: luaapi.DefaultTimeout, Item: i, Line: item.Line, Config: map[string]any{}}
 		if item.Kind != yaml.MappingNode {
 			p.fail(item, iat, "expected a mapping")
 			out = append(out, m)
@@ -388,7 +379,7 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 				if v.Kind != yaml.ScalarNode || err != nil {
 					p.fail(v, kat, "expected true or false")
 				}
-				m.Sandbox = b
+				m.Unsandboxed = !b
 			}
 		})
 		if !seenModule {

@@ -102,13 +102,13 @@ func TestConfigDefaultsAndModuleResolution(t *testing.T) {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	m0, m1 := cfg.Modules[0], cfg.Modules[1]
-	if m0.File != dir+"/lib/pkg/mod.lua" || m0.Instances != 1 || m0.Timeout != 5*time.Second || !m0.Sandbox {
+	if m0.File != dir+"/lib/pkg/mod.lua" || m0.Instances != 1 || m0.Timeout != 5*time.Second || m0.Unsandboxed {
 		t.Errorf("module 0: %+v", m0)
 	}
 	if cm, ok := m0.Config.(map[string]any); !ok || len(cm) != 0 {
 		t.Errorf("config: null should be {}, got %#v", m0.Config)
 	}
-	if m1.File != dir+"/local.lua" || m1.Instances != 3 || m1.Timeout != 250*time.Millisecond || m1.Sandbox {
+	if m1.File != dir+"/local.lua" || m1.Instances != 3 || m1.Timeout != 250*time.Millisecond || !m1.Unsandboxed {
 		t.Errorf("module 1: %+v", m1)
 	}
 	other, err := LoadConfig(dir + "/other.yaml")

@@ -16,8 +16,16 @@ import (
 // Version is luamods' version, set at build time with -ldflags.
 var Version = "0.1.0-dev"
 
-// Options configure an Engine. Only ConfigPath is required.
+// Options configure an Engine. It needs Config or ConfigPath.
 type Options struct {
+	// Config is the configuration of the first generation, built in Go or
+	// read with LoadConfig. Defaults are filled in and module paths are
+	// resolved against the folder of Config.Path (the working directory
+	// when empty), as for a file. Reload reloads the scripts with it
+	// unless ConfigPath is set.
+	Config *Config
+	// ConfigPath is luamods.yaml: read by New when Config is nil, and
+	// again by every Reload.
 	ConfigPath string
 	Host       luaapi.Host          // the homeserver; nil: homeserver-backed api methods fail
 	Logger     *slog.Logger         // nil: slog.Default()
@@ -46,11 +54,18 @@ type Engine struct {
 	closed   bool
 }
 
-// New loads the configuration at opts.ConfigPath and every module in it.
+// New loads the configuration (opts.Config, else the file at
+// opts.ConfigPath) and every module in it.
 // Any error leaves nothing running.
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	e := newEngine(opts)
-	cfg, err := LoadConfig(opts.ConfigPath)
+	var cfg *Config
+	var err error
+	if opts.Config != nil {
+		cfg, err = completeConfig(opts.Config)
+	} else {
+		cfg, err = e.loadConfig()
+	}
 	if err != nil {
 		e.caches.Close()
 		return nil, err

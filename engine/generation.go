@@ -335,7 +335,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{
-			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: mc.Sandbox, Timeout: mc.Timeout, Env: env,
+			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: !mc.Unsandboxed, Timeout: mc.Timeout, Env: env,
 		})
 		if err != nil {
 			closeStates(m.states)
@@ -360,7 +360,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 // script content, same files required, same settings.
 func (e *Engine) sameModule(old *Module, mc ModuleConfig) bool {
 	if old.File != mc.File || old.Config.Instances != mc.Instances || old.Config.Timeout != mc.Timeout ||
-		old.Config.Sandbox != mc.Sandbox || canonical(old.Config.Config) != canonical(mc.Config) {
+		old.Config.Unsandboxed != mc.Unsandboxed || canonical(old.Config.Config) != canonical(mc.Config) {
 		return false
 	}
 	_, hash, err := e.compiler.compile(mc.File)

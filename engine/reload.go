@@ -60,7 +60,7 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 	}
 	start := time.Now()
 	old := e.current.Load()
-	cfg, err := LoadConfig(e.opts.ConfigPath)
+	cfg, err := e.loadConfig()
 	if err != nil {
 		e.metrics.Reloads.WithLabelValues("failed").Inc()
 		return nil, err
@@ -175,7 +175,7 @@ func diffNames(before, after []string) Diff {
 // required). `luamods serve --watch` polls it.
 func (e *Engine) Stale() bool {
 	gen := e.current.Load()
-	if fileHash(e.opts.ConfigPath) != contentHash(gen.Config.raw) {
+	if e.opts.ConfigPath != "" && fileHash(e.opts.ConfigPath) != contentHash(gen.Config.raw) {
 		return true
 	}
 	for _, m := range gen.Modules {
@@ -192,7 +192,9 @@ func (e *Engine) Stale() bool {
 func (e *Engine) Fingerprint() string {
 	gen := e.current.Load()
 	h := sha256.New()
-	fmt.Fprintf(h, "%s=%s\n", e.opts.ConfigPath, fileHash(e.opts.ConfigPath))
+	if e.opts.ConfigPath != "" {
+		fmt.Fprintf(h, "%s=%s\n", e.opts.ConfigPath, fileHash(e.opts.ConfigPath))
+	}
 	for _, m := range gen.Modules {
 		fmt.Fprintf(h, "%s=%s\n", m.File, fileHash(m.File))
 		m.deps.mu.Lock()

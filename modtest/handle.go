@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 
 	"strings"
@@ -31,7 +30,6 @@ type handle struct {
 	http  *fakeHTTP
 	clock *VirtualClock
 	logs  *syncBuffer
-	temp  string // a generated configuration's folder
 }
 
 type syncBuffer struct {
@@ -48,28 +46,23 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func (h *handle) close() {
 	h.eng.Close()
-	if h.temp != "" {
-		os.RemoveAll(h.temp)
-	}
 }
 
-// start loads the configuration at path with fakes in place of the
+// start loads the configuration opts name with fakes in place of the
 // homeserver, the network and the clock.
-func start(ctx context.Context, path string) (*handle, error) {
+func start(ctx context.Context, opts engine.Options) (*handle, error) {
 	h := &handle{
 		host:  &fakeHost{answers: map[string]any{}},
 		http:  &fakeHTTP{answers: map[string]cannedResponse{}},
 		clock: NewVirtualClock(),
 		logs:  &syncBuffer{},
 	}
-	eng, err := engine.New(ctx, engine.Options{
-		ConfigPath: path,
-		Host:       h.host,
-		HTTPClient: luaapi.NewHTTPClient(luaapi.HTTPPolicy{Transport: h.http}),
-		Clock:      h.clock,
-		Logger:     slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registry:   prometheus.NewRegistry(),
-	})
+	opts.Host = h.host
+	opts.HTTPClient = luaapi.NewHTTPClient(luaapi.HTTPPolicy{Transport: h.http})
+	opts.Clock = h.clock
+	opts.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Registry = prometheus.NewRegistry()
+	eng, err := engine.New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -90,42 +83,26 @@ func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 	if config == nil {
 		config = map[string]any{}
 	}
-	serverName, instances, timeout := "example.com", 1, "5s"
+	cfg := &engine.Config{ServerName: "example.com"}
+	mc := engine.ModuleConfig{Module: path, Config: config}
 	if opts, ok := L.Get(3).(*lua.LTable); ok {
 		if v, ok := opts.RawGetString("server_name").(lua.LString); ok {
-			serverName = string(v)
+			cfg.ServerName = string(v)
 		}
 		if v, ok := opts.RawGetString("instances").(lua.LNumber); ok {
-			instances = int(v)
+			mc.Instances = int(v)
 		}
 		if v, ok := opts.RawGetString("timeout").(lua.LNumber); ok {
-			timeout = fmt.Sprintf("%gs", float64(v))
+			mc.Timeout = time.Duration(float64(v) * float64(time.Second))
 		}
 	}
-	cfgJSON, err := luaapi.EncodeJSON(config)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	nameJSON, _ := luaapi.EncodeJSON(serverName)
-	fileJSON, _ := luaapi.EncodeJSON(path)
-	yaml := fmt.Sprintf("server_name: %s\npublic_baseurl: https://%s/\nmodules:\n  - module: %s\n    config: %s\n    instances: %d\n    timeout: %s\n",
-		nameJSON, serverName, fileJSON, cfgJSON, instances, timeout)
+	cfg.PublicBaseURL = "https://" + cfg.ServerName + "/"
+	cfg.Modules = []engine.ModuleConfig{mc}
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-		dir, err := os.MkdirTemp("", "luamods-test-")
+		h, err := start(ctx, engine.Options{Config: cfg})
 		if err != nil {
 			return nil, err
 		}
-		cfgPath := filepath.Join(dir, "luamods.yaml")
-		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		h, err := start(ctx, cfgPath)
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		h.temp = dir
 		fr.track(h)
 		return func(L *lua.LState) []lua.LValue { return []lua.LValue{fr.handleTable(L, h)} }, nil
 	}, nil
@@ -135,7 +112,7 @@ func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 func (fr *fileRun) parseLoadConfig(L *lua.LState) (luaapi.AsyncFunc, error) {
 	path := fr.resolve(L.CheckString(1))
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-		h, err := start(ctx, path)
+		h, err := start(ctx, engine.Options{ConfigPath: path})
 		if err != nil {
 			return nil, err
 		}

@@ -7,17 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"luamods/engine"
-	"luamods/httpbridge"
 	"luamods/luaapi"
-	"luamods/scripts"
 )
 
 // Exit codes.
@@ -27,7 +23,8 @@ const (
 	exitUsage = 2
 )
 
-// exitError carries an exit code through cobra.
+// codedError carries an exit code through cobra: every error that is not
+// one exits with exitError.
 type codedError struct {
 	code int
 	err  error
@@ -35,11 +32,30 @@ type codedError struct {
 
 func (e *codedError) Error() string { return e.err.Error() }
 
+func (e *codedError) Unwrap() error { return e.err }
+
+// usageErrorf is a usage error: exit code 2.
+func usageErrorf(format string, args ...any) error {
+	return &codedError{exitUsage, fmt.Errorf(format, args...)}
+}
+
+// usageArgs makes the errors of an argument check usage errors.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &codedError{exitUsage, err}
+		}
+		return nil
+	}
+}
+
 // run is the whole program, so that tests can drive it.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "luamods",
 		Short:         "Lua modules for servers, with Synapse's module API",
+		Args:          usageArgs(cobra.NoArgs), // an unknown verb
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -48,17 +64,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(serveCmd(), checkCmd(), callCmd(), reloadCmd(), replCmd(), testCmd(), versionCmd())
+	// Usage errors, wherever cobra finds them, leave with exitUsage.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codedError{exitUsage, err} })
+	for _, c := range root.Commands() {
+		if c.Args != nil {
+			c.Args = usageArgs(c.Args)
+		}
+	}
 	err := root.Execute()
 	if err == nil {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "luamods:", err)
-	var ce *codedError
-	if errors.As(err, &ce) {
+	if ce := (*codedError)(nil); errors.As(err, &ce) {
 		return ce.code
-	}
-	if strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg(s)") {
-		return exitUsage
 	}
 	return exitError
 }
@@ -69,58 +88,31 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// configPath resolves -c: the flag, else ./luamods.yaml, else the shipped
-// default configuration written to a temporary folder (cleanup removes it).
-func configPath(flag string, stderr io.Writer) (path string, cleanup func(), err error) {
-	if flag != "" {
-		return flag, func() {}, nil
-	}
-	if _, err := os.Stat("luamods.yaml"); err == nil {
-		return "luamods.yaml", func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", "luamods-default-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { os.RemoveAll(dir) }
-	if err := os.CopyFS(dir, scripts.Default); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	fmt.Fprintf(stderr, "luamods: no -c and no ./luamods.yaml: running the shipped default configuration (%s)\n", filepath.Join(dir, "luamods.yaml"))
-	return filepath.Join(dir, "luamods.yaml"), cleanup, nil
-}
-
-// configFlag adds -c/--config to cmd.
-func configFlag(cmd *cobra.Command, cfg *string, usage string) {
-	cmd.Flags().StringVarP(cfg, "config", "c", "", usage)
-}
-
-// loadEngine loads the configuration -c names (see configPath) for a
-// command that does not serve; close releases it all.
-func loadEngine(cmd *cobra.Command, cfg string) (eng *engine.Engine, path string, closeAll func(), err error) {
-	path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+// loadEngine loads the configuration src names for a command that does not
+// serve; closeAll releases it all.
+func loadEngine(cmd *cobra.Command, src configSource) (eng *engine.Engine, path string, closeAll func(), err error) {
+	path, cleanup, err := src.resolve(cmd.ErrOrStderr(), false)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	eng, err = engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
 	if err != nil {
 		cleanup()
-		return nil, path, nil, err
+		return nil, path, nil, &codedError{exitError, fmt.Errorf("%s: configuration has errors:\n%w", path, err)}
 	}
 	return eng, path, func() { eng.Close(); cleanup() }, nil
 }
 
 func checkCmd() *cobra.Command {
-	var cfg string
+	var src configSource
 	cmd := &cobra.Command{
 		Use:   "check -c FILE",
 		Short: "Load the configuration and every module as serving would, then exit (like nginx -t)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			eng, path, closeAll, err := loadEngine(cmd, cfg)
+			eng, path, closeAll, err := loadEngine(cmd, src)
 			if err != nil {
-				return &codedError{exitError, fmt.Errorf("%s: configuration has errors:\n%w", path, err)}
+				return err
 			}
 			defer closeAll()
 			gen := eng.Current()
@@ -128,12 +120,12 @@ func checkCmd() *cobra.Command {
 			return nil
 		},
 	}
-	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
+	configFlags(cmd, &src)
 	return cmd
 }
 
 func callCmd() *cobra.Command {
-	var cfg string
+	var src configSource
 	cmd := &cobra.Command{
 		Use:   "call -c FILE CATEGORY.CALLBACK [JSON-ARG ...]",
 		Short: "Invoke a callback on every module that registered it and print the combined result as JSON",
@@ -143,11 +135,11 @@ func callCmd() *cobra.Command {
 			for i, a := range args[1:] {
 				v, err := luaapi.DecodeJSON([]byte(a))
 				if err != nil {
-					return &codedError{exitUsage, fmt.Errorf("argument %d is not one JSON value: %v", i+1, err)}
+					return usageErrorf("argument %d is not one JSON value: %v", i+1, err)
 				}
 				callArgs = append(callArgs, v)
 			}
-			eng, _, closeAll, err := loadEngine(cmd, cfg)
+			eng, _, closeAll, err := loadEngine(cmd, src)
 			if err != nil {
 				return err
 			}
@@ -164,7 +156,7 @@ func callCmd() *cobra.Command {
 			return nil
 		},
 	}
-	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
+	configFlags(cmd, &src)
 	return cmd
 }
 
@@ -180,13 +172,13 @@ func versionCmd() *cobra.Command {
 }
 
 func reloadCmd() *cobra.Command {
-	var cfg string
+	var src configSource
 	cmd := &cobra.Command{
 		Use:   "reload -c FILE",
 		Short: "Ask the running luamods serve to reload (POST /_luamods/v1/reload) and print the answer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			path, cleanup, err := src.resolve(cmd.ErrOrStderr(), false)
 			if err != nil {
 				return err
 			}
@@ -200,12 +192,9 @@ func reloadCmd() *cobra.Command {
 			return err
 		},
 	}
-	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
+	configFlags(cmd, &src)
 	return cmd
 }
-
-var _ = httpbridge.New
-var _ = context.Background
 
 // adminRequest calls the admin API of the luamods serve that c configures.
 func adminRequest(ctx context.Context, c *engine.Config, method, path string) ([]byte, error) {

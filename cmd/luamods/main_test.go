@@ -105,6 +105,11 @@ func TestCheckAndCall(t *testing.T) {
 		{"call unknown", []string{"call", "-c", cfg, "spam_checker.nope"}, 1, "", "unknown callback"},
 		{"version", []string{"version"}, 0, "luamods ", ""},
 		{"unknown verb", []string{"frobnicate"}, 2, "", "unknown command"},
+		{"unknown flag", []string{"check", "--frobnicate"}, 2, "", "unknown flag"},
+		{"extra argument", []string{"check", "-c", cfg, "extra"}, 2, "", "unknown command"},
+		{"too few arguments", []string{"call", "-c", cfg}, 2, "", "requires at least 1 arg"},
+		{"config and default", []string{"check", "-c", cfg, "--default"}, 2, "", "exclude each other"},
+		{"check the shipped default", []string{"check", "--default"}, 0, "OK: 4 modules", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,6 +123,15 @@ func TestCheckAndCall(t *testing.T) {
 	_, _, stderr := runCLI("", "", "check", "-c", filepath.Join(dir, "broken.yaml"))
 	if !strings.Contains(stderr, "missing.lua not found") {
 		t.Errorf("check stopped at the first error: %s", stderr)
+	}
+}
+
+func TestCheckWithoutConfigurationIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := runCLI(dir, "", "check")
+	want := filepath.Join(dir, "luamods.yaml")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, want+" not found") || !strings.Contains(stderr, "--default") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 2 naming %s", code, stdout, stderr, want)
 	}
 }
 

@@ -26,18 +26,18 @@ import (
 )
 
 func replCmd() *cobra.Command {
-	var cfg string
+	var src configSource
 	cmd := &cobra.Command{
 		Use:   "repl [-c FILE] [MODULE | FILE.lua]",
 		Short: "Evaluate Lua inside a module's state (api and M in scope); :help lists the commands",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, cleanup, err := replConfig(cfg, args, cmd.ErrOrStderr())
+			opts, cleanup, err := replOptions(src, args, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer cleanup()
-			eng, err := engine.New(cmd.Context(), engine.Options{ConfigPath: path, Logger: newLogger(cmd.ErrOrStderr(), "warn")})
+			eng, err := engine.New(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ func replCmd() *cobra.Command {
 			}
 			// With -c the argument names a module (names often end in .lua);
 			// without, a .lua argument is a file loaded on its own.
-			if len(args) == 1 && (cfg != "" || !strings.HasSuffix(args[0], ".lua")) {
+			if len(args) == 1 && opts.Config == nil {
 				if err := r.use(args[0]); err != nil {
 					return err
 				}
@@ -62,31 +62,26 @@ func replCmd() *cobra.Command {
 			return r.loop(cmd.Context(), in)
 		},
 	}
-	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml)")
+	configFlags(cmd, &src)
 	return cmd
 }
 
-// replConfig is the configuration to load: -c, a lone module file with an
-// empty config, or the usual default.
-func replConfig(cfg string, args []string, stderr io.Writer) (string, func(), error) {
-	if cfg != "" || len(args) == 0 || !strings.HasSuffix(args[0], ".lua") {
-		return configPath(cfg, stderr)
+// replOptions is the configuration to load: -c (or --default, or
+// ./luamods.yaml, else the shipped default), or a lone module file with an
+// empty config; cleanup removes what it needed.
+func replOptions(src configSource, args []string, stderr io.Writer) (engine.Options, func(), error) {
+	opts := engine.Options{Logger: newLogger(stderr, "warn")}
+	if src.path == "" && !src.useDefault && len(args) == 1 && strings.HasSuffix(args[0], ".lua") {
+		file, err := filepath.Abs(args[0])
+		if err != nil {
+			return opts, nil, err
+		}
+		opts.Config = &engine.Config{ServerName: "localhost", Modules: []engine.ModuleConfig{{Module: file}}}
+		return opts, func() {}, nil
 	}
-	file, err := filepath.Abs(args[0])
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "luamods-repl-")
-	if err != nil {
-		return "", nil, err
-	}
-	path := filepath.Join(dir, "luamods.yaml")
-	yaml := fmt.Sprintf("server_name: localhost\nmodules:\n  - module: %q\n", file)
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	return path, func() { os.RemoveAll(dir) }, nil
+	path, cleanup, err := src.resolve(stderr, true)
+	opts.ConfigPath = path
+	return opts, cleanup, err
 }
 
 // repl evaluates one statement or command per line; a chunk that is not

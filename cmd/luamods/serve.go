@@ -23,14 +23,14 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func serveCmd() *cobra.Command {
-	var cfg string
+	var src configSource
 	var watch bool
 	cmd := &cobra.Command{
 		Use:   "serve [-c luamods.yaml]",
 		Short: "Run the modules: web resources, the admin and invoke API, /metrics and /health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, cleanup, err := configPath(cfg, cmd.ErrOrStderr())
+			path, cleanup, err := src.resolve(cmd.ErrOrStderr(), true)
 			if err != nil {
 				return err
 			}
@@ -38,23 +38,26 @@ func serveCmd() *cobra.Command {
 			return serve(cmd.Context(), path, watch, cmd.ErrOrStderr())
 		},
 	}
-	configFlag(cmd, &cfg, "configuration file (default ./luamods.yaml, else the shipped default)")
+	configFlags(cmd, &src) // without either, ./luamods.yaml, else the shipped default
 	cmd.Flags().BoolVar(&watch, "watch", false, "reload when the configuration or a script changes (for development)")
 	return cmd
 }
 
 func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error {
-	var level slog.LevelVar // log_level; a reload can change it
-	if c, err := engine.LoadConfig(path); err == nil {
-		setLevel(&level, c.LogLevel)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
 	// Signals are caught before loading so that none is lost meanwhile.
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	eng, err := engine.New(ctx, engine.Options{ConfigPath: path, Logger: log})
+	// The file is read once here; reloads read it again.
+	cfg, err := engine.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	var level slog.LevelVar // log_level; a reload can change it
+	setLevel(&level, cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, ConfigPath: path, Logger: log})
 	if err != nil {
 		return err
 	}
