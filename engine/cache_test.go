@@ -3,9 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -190,31 +187,8 @@ func TestCacheSharedByInstances(t *testing.T) {
 }
 
 func TestInvalidationReachesAnotherEngineThroughRedis(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed (.ci/run installs it)")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	var redis *exec.Cmd
-	startRedis := func() {
-		redis = exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-		if err := redis.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stopRedis := func() {
-		if redis != nil {
-			redis.Process.Kill()
-			redis.Wait()
-			redis = nil
-		}
-	}
-	startRedis()
-	defer stopRedis()
+	rs := startRedis(t)
+	port := rs.port
 	config := fmt.Sprintf("cache: {redis: {addr: '127.0.0.1:%d', channel: t}}\nmodules:\n  - module: m1.lua\n", port)
 	files := map[string]string{"luamods.yaml": config, "m1.lua": cachedModule}
 	a, _, err := startEngine(t, files)
@@ -245,7 +219,7 @@ func TestInvalidationReachesAnotherEngineThroughRedis(t *testing.T) {
 	}
 	fanOut("dept")
 
-	stopRedis()
+	rs.stop()
 	// Without Redis both keep serving, and local invalidation works.
 	cacheCall(t, a, "get", "down")
 	cacheCall(t, a, "everywhere", "down")
@@ -257,6 +231,6 @@ func TestInvalidationReachesAnotherEngineThroughRedis(t *testing.T) {
 		t.Errorf("publish failures not counted: %v", errs)
 	}
 
-	startRedis()
+	rs.start(t)
 	fanOut("after-restart")
 }

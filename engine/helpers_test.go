@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -116,4 +119,64 @@ func modulesConfig(n int) string {
 
 func calls(e *Engine, callback, module string) int {
 	return int(testutil.ToFloat64(e.metrics.CallbackCalls.WithLabelValues(callback, module)))
+}
+
+// redisServer is a real redis-server on a free loopback port.
+type redisServer struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+// startRedis starts a redis-server, stopped when the test ends; it skips
+// the test when none is installed (and fails it on CI).
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed (tools/test.sh installs it)")
+		}
+		t.Skip("redis-server is not installed")
+	}
+	r := &redisServer{port: freePort(t)}
+	r.start(t)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) start(t *testing.T) {
+	t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Ready once it accepts connections (a generous bound for slow machines).
+	addr := fmt.Sprintf("127.0.0.1:%d", r.port)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server never listened on %s", addr)
+		}
+	}
+}
+
+func (r *redisServer) stop() {
+	if r.cmd != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// freePort is a loopback port nothing listens on (now).
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

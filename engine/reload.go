@@ -69,12 +69,18 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 		e.metrics.Reloads.WithLabelValues("unchanged").Inc()
 		return &ReloadReport{Generation: old.ID, Unchanged: true, Took: time.Since(start)}, nil
 	}
-	if err := e.caches.Configure(redisOptions(cfg.Redis)); err != nil {
+	next, err := e.build(ctx, cfg, old)
+	if err != nil {
 		e.metrics.Reloads.WithLabelValues("failed").Inc()
 		return nil, err
 	}
-	next, err := e.build(ctx, cfg, old)
-	if err != nil {
+	// The Redis settings change only with a generation that loaded: a
+	// failed reload leaves everything as it was.
+	if err := e.caches.Configure(redisOptions(cfg.Redis)); err != nil {
+		next.close()
+		if rerr := e.caches.Configure(redisOptions(old.Config.Redis)); rerr != nil {
+			e.log.Error("restoring the previous Redis settings failed", "error", rerr.Error())
+		}
 		e.metrics.Reloads.WithLabelValues("failed").Inc()
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,5 +254,36 @@ func TestStaleTracksLoadedFiles(t *testing.T) {
 	rewrite(t, eng, "luamods.yaml", "modules:\n  - module: app.lua\n# edited\n")
 	if !eng.Stale() {
 		t.Fatal("a changed configuration is not seen")
+	}
+}
+
+// A reload that fails keeps the Redis settings of the generation serving:
+// invalidations still reach the Redis they reached before.
+func TestFailedReloadKeepsRedisSettings(t *testing.T) {
+	rs := startRedis(t)
+	config := func(port int) string {
+		return fmt.Sprintf("cache: {redis: {addr: '127.0.0.1:%d', channel: t}}\nmodules:\n  - module: m1.lua\n", port)
+	}
+	eng, _, err := startEngine(t, map[string]string{"luamods.yaml": config(rs.port), "m1.lua": cachedModule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishErrors := func() float64 {
+		return max(0, metricValue(t, eng, "luamods_cache_fanout_errors_total", "op", "publish"))
+	}
+	cacheCall(t, eng, "everywhere", "a")
+	if n := publishErrors(); n != 0 {
+		t.Fatalf("publishing to a running redis-server failed %v times", n)
+	}
+	// The next configuration names a Redis nobody listens on, and a module
+	// that does not compile.
+	rewrite(t, eng, "luamods.yaml", config(freePort(t)))
+	rewrite(t, eng, "m1.lua", "local M = {\n")
+	if _, err := eng.Reload(context.Background()); err == nil {
+		t.Fatal("the reload should fail")
+	}
+	cacheCall(t, eng, "everywhere", "b")
+	if n := publishErrors(); n != 0 {
+		t.Fatalf("after a failed reload, publishing failed %v times: the new Redis address was kept", n)
 	}
 }
