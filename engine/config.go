@@ -32,6 +32,10 @@ type Config struct {
 	LogLevel       string         // log_level: debug, info, warn, error; default info
 	Modules        []ModuleConfig // modules, in order
 
+	// The homeserver protocols (docs/synapse.md); nil means off.
+	HTTPAntispam *ProtocolConfig // http_antispam: synapse-http-antispam's endpoint
+	RestAuth     *ProtocolConfig // rest_auth: the REST password provider's endpoint
+
 	raw []byte // the file's bytes, for change detection
 }
 
@@ -120,6 +124,7 @@ func itemName(i int) string { return "<item " + strconv.Itoa(i) + ">" }
 var topLevelKeys = []string{
 	"server_name", "public_baseurl", "listen", "admin_token", "admin_token_file", "module_path",
 	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "modules",
+	"http_antispam", "rest_auth",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -183,6 +188,10 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.Redis = p.cache(v, at)
 		case "modules":
 			cfg.Modules = p.modules(v, at)
+		case "http_antispam":
+			cfg.HTTPAntispam = p.protocol(v, at, dir)
+		case "rest_auth":
+			cfg.RestAuth = p.protocol(v, at, dir)
 		}
 	})
 	if tokenFile != "" {

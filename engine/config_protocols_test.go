@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestProtocolConfig(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"secret":       " from-file\n",
+		"empty":        "\n",
+		"good.yaml":    "http_antispam:\n  authorization_path: secret\nrest_auth:\n  authorization: inline\n  max_request_body: 1KiB\n",
+		"off.yaml":     "modules: []\n",
+		"none.yaml":    "http_antispam: {max_request_body: 1KiB}\n",
+		"both.yaml":    "rest_auth:\n  authorization: a\n  authorization_path: secret\n",
+		"missing.yaml": "http_antispam:\n  authorization_path: nothere\n",
+		"emptyf.yaml":  "http_antispam:\n  authorization_path: empty\n",
+		"emptys.yaml":  "rest_auth: {authorization: ''}\n",
+		"typo.yaml":    "http_antispam: {authorisation: x}\n",
+		"notmap.yaml":  "rest_auth: yes\n",
+	})
+	cfg, err := LoadConfig(dir + "/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.HTTPAntispam; a == nil || a.Authorization != "from-file" || a.MaxBody != DefaultProtocolBody {
+		t.Errorf("http_antispam: %+v", a)
+	}
+	if r := cfg.RestAuth; r == nil || r.Authorization != "inline" || r.MaxBody != 1024 {
+		t.Errorf("rest_auth: %+v", r)
+	}
+	if off, err := LoadConfig(dir + "/off.yaml"); err != nil || off.HTTPAntispam != nil || off.RestAuth != nil {
+		t.Errorf("without the sections both are off: %v %+v", err, off)
+	}
+	for file, want := range map[string]string{
+		"none.yaml":    "at 'http_antispam': authorization or authorization_path is required",
+		"both.yaml":    "at 'rest_auth.authorization_path': set authorization or authorization_path, not both",
+		"missing.yaml": "at 'http_antispam.authorization_path'",
+		"emptyf.yaml":  "the file empty is empty",
+		"emptys.yaml":  "at 'rest_auth.authorization': the secret is empty",
+		"typo.yaml":    `unknown key "authorisation" (did you mean "authorization"?)`,
+		"notmap.yaml":  "at 'rest_auth': expected a mapping",
+	} {
+		_, err := LoadConfig(dir + "/" + file)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", file, err, want)
+		}
+	}
+}
