@@ -43,9 +43,11 @@ func New(eng *engine.Engine) *Bridge {
 
 // Mount registers everything on e: module web resources (a catch-all that
 // reads the current generation's route table on each request, so reloads
-// need no re-registration), the admin API, /metrics and /health.
+// need no re-registration), the admin API, the homeserver protocols,
+// /metrics and /health.
 func (b *Bridge) Mount(e *echo.Echo) {
 	b.MountAdmin(e.Group("/_luamods/v1"))
+	b.MountProtocols(e)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(b.eng.Registry(), promhttp.HandlerOpts{})))
 	e.GET("/health", func(c echo.Context) error { return c.String(http.StatusOK, "OK") })
 	b.MountResources(e)

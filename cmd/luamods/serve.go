@@ -72,6 +72,7 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 	if gen.Config.AdminToken == "" {
 		log.Warn("the admin API (/_luamods/v1) is off: no admin_token or admin_token_file in the configuration")
 	}
+	logProtocols(log, gen.Config)
 
 	srv := httpbridge.NewServer(httpbridge.New(eng))
 	ln, err := net.Listen("tcp", gen.Config.Listen)
@@ -180,4 +181,22 @@ func allow(methods []string) string {
 		return "*"
 	}
 	return fmt.Sprint(methods)
+}
+
+// logProtocols says which homeserver protocol endpoints are on
+// (docs/synapse.md).
+func logProtocols(log *slog.Logger, cfg *engine.Config) {
+	for _, p := range []struct {
+		key, path string
+		on        bool
+	}{
+		{"http_antispam", "/_luamods/v1/http_antispam/{callback}", cfg.HTTPAntispam != nil},
+		{"rest_auth", "/_matrix-internal/identity/v1/check_credentials", cfg.RestAuth != nil},
+	} {
+		if p.on {
+			log.Info("homeserver protocol on", "endpoint", p.path)
+		} else {
+			log.Info("homeserver protocol off: no "+p.key+" section with authorization or authorization_path", "endpoint", p.path)
+		}
+	}
 }
