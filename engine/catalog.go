@@ -369,6 +369,13 @@ var authTuple = Combiner{Name: "first (user_id, on_login) wins; default nil", St
 			return acc, false, nil
 		}
 		if id, ok := r.(string); ok {
+			// A table as the second value is the user's profile, for the REST
+			// password provider; an on_login function stays in Lua (nil here).
+			if len(ret) >= 2 {
+				if profile, ok := ret[1].(map[string]any); ok {
+					return luaapi.Tuple{id, profile}, true, nil
+				}
+			}
 			return luaapi.Tuple{id, nil}, true, nil
 		}
 		warn("returned an invalid value (expected user_id string), ignored")

@@ -19,6 +19,7 @@ import (
 // gives the shared secret.
 func (b *Bridge) MountProtocols(e *echo.Echo) {
 	e.POST(antispamPath+"/:callback", b.antispam)
+	e.POST(restAuthPath, b.restAuth)
 }
 
 // errTooLarge is a request body over the endpoint's limit.
