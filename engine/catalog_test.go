@@ -158,9 +158,9 @@ func TestErrorTablePassesThroughAsSynapseError(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Status != 429 || ce.Module != "m1.lua" {
 		t.Fatalf("err = %#v", err)
 	}
-	status, body := ErrorBody(err)
+	status, body := HTTPAnswer(err)
 	if got, _ := luaapi.EncodeJSON(body); status != 429 || string(got) != `{"errcode":"M_UNKNOWN","error":"message","nasty":"very"}` {
-		t.Fatalf("ErrorBody = %d %s", status, got)
+		t.Fatalf("HTTPAnswer = %d %s", status, got)
 	}
 }
 

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -89,14 +88,6 @@ func (g *Generation) onError(cb *Callback, h hook, err error) error {
 		cerr.Status = status
 	}
 	return cerr
-}
-
-func synapseErrorOf(err error) (int, map[string]any, bool) {
-	var se *luaapi.ScriptError
-	if errors.As(err, &se) {
-		return SynapseError(se.Value)
-	}
-	return 0, nil, false
 }
 
 // invokeKeyed runs auth_checkers: only the checkers of the login type, in

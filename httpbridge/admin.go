@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -61,12 +62,18 @@ func (b *Bridge) invoke(c echo.Context) error {
 	}
 	res, err := b.eng.Invoke(c.Request().Context(), name, args...)
 	if err != nil {
-		var ce *engine.CallbackError
-		body := map[string]any{"errcode": "M_UNKNOWN", "error": err.Error(), "callback": name}
-		if errors.As(err, &ce) {
+		// The host that asked gets the answer it should give its own
+		// client; the admin API is trusted, so a 500 says what failed.
+		status, answer := engine.HTTPAnswer(err)
+		body := maps.Clone(answer)
+		body["callback"] = name
+		if ce := (*engine.CallbackError)(nil); errors.As(err, &ce) {
 			body["module"] = ce.Module
 		}
-		return c.JSON(http.StatusInternalServerError, body)
+		if status == http.StatusInternalServerError {
+			body["error"] = err.Error()
+		}
+		return c.JSON(status, body)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"result": res})
 }

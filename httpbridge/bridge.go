@@ -147,34 +147,37 @@ func (b *Bridge) serveRoute(c echo.Context, gen *engine.Generation, route *engin
 	return resp.status
 }
 
-// handlerError answers for a failed handler: an error table becomes its
-// response (Synapse's SynapseError), anything else a 500 with the request
-// id, and the log gets file:line.
+// handlerError answers for a failed handler with engine.HTTPAnswer: an
+// error table becomes its response (Synapse's SynapseError), anything else
+// a 500, and the log gets file:line and the request id.
 func (b *Bridge) handlerError(c echo.Context, route *engine.Route, r *request, err error) int {
-	var se *luaapi.ScriptError
-	if errors.As(err, &se) {
-		if status, body, ok := engine.SynapseError(se.Value); ok {
-			_ = c.JSON(status, body)
-			return status
+	status, body := engine.HTTPAnswer(err)
+	if status == http.StatusInternalServerError {
+		attrs := []any{"module", route.Module.Name, "path", r.path, "request_id", r.requestID, "error", err.Error()}
+		if se := (*luaapi.ScriptError)(nil); errors.As(err, &se) {
+			attrs = append(attrs, "where", se.Where())
+			if se.Traceback != "" {
+				attrs = append(attrs, "traceback", se.Traceback)
+			}
 		}
-	}
-	attrs := []any{"module", route.Module.Name, "path", r.path, "request_id", r.requestID, "error", err.Error()}
-	if se != nil {
-		attrs = append(attrs, "where", se.Where())
-		if se.Traceback != "" {
-			attrs = append(attrs, "traceback", se.Traceback)
+		if errors.Is(err, errBadResponse) {
+			attrs = append(attrs, "handler", route.Where)
 		}
+		b.log.Error("web resource failed", attrs...)
 	}
-	if errors.Is(err, errBadResponse) {
-		attrs = append(attrs, "handler", route.Where)
-	}
-	b.log.Error("web resource failed", attrs...)
-	_ = matrixError(c, http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
-	return http.StatusInternalServerError
+	_ = c.JSON(status, body)
+	return status
 }
 
+// answerError writes the answer engine.HTTPAnswer gives for err.
+func answerError(c echo.Context, err error) error {
+	status, body := engine.HTTPAnswer(err)
+	return c.JSON(status, body)
+}
+
+// matrixError answers status with {"errcode": code, "error": msg}.
 func matrixError(c echo.Context, status int, code, msg string) error {
-	return c.JSON(status, map[string]any{"errcode": code, "error": msg})
+	return answerError(c, engine.NewHTTPError(status, code, msg))
 }
 
 // requestID is the client's X-Request-Id (when short), else a new one; the

@@ -110,6 +110,7 @@ function M.init(api)
   api.register_spam_checker_callbacks{ user_may_invite = function(a, b, room)
     if room == "!bad:x" then return api.errors.FORBIDDEN end
     if room == "!crash:x" then error("crashed") end
+    if room == "!limited:x" then error({status = 429, errcode = "M_LIMIT_EXCEEDED", error = "slow down"}) end
     return api.NOT_SPAM
   end }
 end
@@ -192,6 +193,8 @@ func TestAdminAPI(t *testing.T) {
 		{"invoke allow", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `["@a:x","@b:x","!ok:x"]`, auth, 200, `{"result":"NOT_SPAM"}`},
 		{"invoke none registered", "POST", "/_luamods/v1/invoke/account_validity/is_user_expired", `["@a:x"]`, auth, 200, `{"result":null}`},
 		{"invoke failing", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `["@a:x","@b:x","!crash:x"]`, auth, 500, `second.lua:6: crashed`},
+		{"invoke raising an error table", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `["@a:x","@b:x","!limited:x"]`, auth, 429,
+			`{"callback":"spam_checker.user_may_invite","errcode":"M_LIMIT_EXCEEDED","error":"slow down","module":"second.lua"}`},
 		{"invoke unknown", "POST", "/_luamods/v1/invoke/spam_checker/nope", `[]`, auth, 404, "Unknown callback"},
 		{"invoke bad json", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `{"a":1}`, auth, 400, "JSON array"},
 		{"modules", "GET", "/_luamods/v1/modules", "", auth, 200, `"callbacks":["spam_checker.user_may_invite"]`},

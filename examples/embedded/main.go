@@ -94,7 +94,7 @@ func sendMessage(eng *engine.Engine) echo.HandlerFunc {
 		event := map[string]any{"type": "m.room.message", "room_id": c.Param("room"), "sender": "@user:example.com", "content": content}
 		verdict, err := eng.CheckEventForSpam(c.Request().Context(), event)
 		if err != nil {
-			status, body := engine.ErrorBody(err)
+			status, body := engine.HTTPAnswer(err)
 			return c.JSON(status, body)
 		}
 		if !verdict.Allowed {
