@@ -103,8 +103,10 @@ func TestCachedFunctionFromLua(t *testing.T) {
 	cacheCall(t, eng, "get", "alice")
 	hits := metricValue(t, eng, "luamods_cache_hits_total", "cache", "m1.lua/m1.lua:4")
 	misses := metricValue(t, eng, "luamods_cache_misses_total", "cache", "m1.lua/m1.lua:4")
-	if hits != 1 || misses != 100 {
-		t.Errorf("hits, misses = %v, %v; want 1 and 100 (the concurrent callers waited on one computation)", hits, misses)
+	// A caller scheduled after the computation ended is a hit: how many
+	// is up to the scheduler, the total is not.
+	if hits < 1 || misses < 1 || hits+misses != 101 {
+		t.Errorf("hits, misses = %v, %v; want 101 lookups, the last one a hit", hits, misses)
 	}
 	// Errors are not cached and reach the caller.
 	for i := 0; i < 2; i++ {
