@@ -57,6 +57,7 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 	var level slog.LevelVar // log_level; a reload can change it
 	setLevel(&level, cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
+	defer cpuProfile(log)()
 	eng, err := engine.New(ctx, engine.Options{Config: cfg, ConfigPath: path, Logger: log})
 	if err != nil {
 		return err
