@@ -25,7 +25,7 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-func newTestCache(t *testing.T, o Options) (*Cache, *Store, *fakeClock) {
+func newTestCache(t testing.TB, o Options) (*Cache, *Store, *fakeClock) {
 	t.Helper()
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	s := NewStore(StoreOptions{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), Now: clock.Now})
