@@ -233,3 +233,25 @@ func BenchmarkCallByHandEmpty(b *testing.B) {
 	}
 }
 
+// BenchmarkCompiledSize reports the heap a compiled script keeps
+// (bytes/proto): handlerModule compiled 100 times, all kept alive.
+func BenchmarkCompiledSize(b *testing.B) {
+	for b.Loop() {
+		const n = 100
+		protos := make([]*lua.FunctionProto, n)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range protos {
+			p, err := Compile(handlerModule, "bench.lua")
+			if err != nil {
+				b.Fatal(err)
+			}
+			protos[i] = p
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "bytes/proto")
+		runtime.KeepAlive(protos)
+	}
+}

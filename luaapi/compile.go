@@ -25,7 +25,38 @@ func Compile(src, name string) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, &SyntaxError{Source: name, Err: err}
 	}
+	trimProto(proto)
 	return proto, nil
+}
+
+// trimProto copies the slices of proto and of the functions inside it to
+// their exact length. gopher-lua's compiler leaves every function's code
+// and line slices at a capacity of 1024 or more (12 KB a function, most of
+// a small script's compiled size), and a proto lives as long as its module.
+func trimProto(p *lua.FunctionProto) {
+	p.Code = exact(p.Code)
+	p.DbgSourcePositions = exact(p.DbgSourcePositions)
+	p.Constants = exact(p.Constants)
+	p.DbgLocals = exact(p.DbgLocals)
+	p.DbgCalls = exact(p.DbgCalls)
+	p.DbgUpvalues = exact(p.DbgUpvalues)
+	p.FunctionPrototypes = exact(p.FunctionPrototypes)
+	for _, f := range p.FunctionPrototypes {
+		trimProto(f)
+	}
+}
+
+// exact returns a copy of s whose capacity is its length (nil if empty).
+func exact[T any](s []T) []T {
+	if cap(s) == len(s) {
+		return s
+	}
+	if len(s) == 0 {
+		return nil
+	}
+	c := make([]T, len(s))
+	copy(c, s)
+	return c
 }
 
 // CompileFile reads and compiles the Lua file at path, named by path.
