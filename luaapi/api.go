@@ -23,29 +23,18 @@ type Tuple []any
 // registryAPI is the registry key of the state's api table.
 const registryAPI = "luamods.api"
 
-// installAPI builds the api table (design §2) in a fixed order.
+// installAPI builds the api table (design §2) in a fixed order. Its
+// tables of functions and the homeserver methods are built on first read
+// (lazyapi.go).
 func (s *State) installAPI() {
 	L := s.L
 	env := s.opts.Env
-	api := L.CreateTable(0, 48)
+	api := L.CreateTable(0, 32)
 	api.RawSetString("server_name", lua.LString(env.ServerName))
 	api.RawSetString("public_baseurl", lua.LString(env.PublicBaseURL))
 	api.RawSetString("worker_name", lua.LNil)
 	api.RawSetString("NOT_SPAM", lua.LString(NotSpam))
 	api.RawSetString("PRESENCE_ALL_USERS", lua.LString(PresenceAllUsers))
-	behaviour := L.CreateTable(0, 3)
-	for name, v := range map[string]string{"ALLOW": "allow", "SHADOW_BAN": "shadow_ban", "DENY": "deny"} {
-		behaviour.RawSetString(name, lua.LString(v))
-	}
-	api.RawSetString("RegistrationBehaviour", behaviour)
-	api.RawSetString("errors", s.errcodeTable())
-	api.RawSetString("log", s.logTable())
-	api.RawSetString("json", s.jsonTable())
-	api.RawSetString("regex", s.regexTable())
-	api.RawSetString("http_client", s.httpTable())
-	api.RawSetString("metrics", s.metricsTable())
-	api.RawSetString("crypto", s.cryptoTable())
-	api.RawSetString("encoding", s.encodingTable())
 
 	for _, f := range []struct {
 		name string
@@ -71,7 +60,7 @@ func (s *State) installAPI() {
 			api.RawSetString("register_"+category+"_callbacks", L.NewFunction(s.registerCallbacks(category)))
 		}
 	}
-	s.installHostMethods(api)
+	s.makeLazy(api) // the tables of functions and the homeserver methods: lazyapi.go
 	L.SetField(L.Get(lua.RegistryIndex), registryAPI, api)
 }
 

@@ -35,17 +35,13 @@ var HostManagers = []struct {
 	{"public_room_list_manager", []string{"room_is_in_public_room_list", "add_room_to_public_room_list", "remove_room_from_public_room_list"}},
 }
 
-func (s *State) installHostMethods(api *lua.LTable) {
-	for _, m := range HostMethods {
-		api.RawSetString(m, s.hostMethod(m))
+// hostManager makes the api table of one homeserver-backed manager.
+func (s *State) hostManager(name string, methods []string) *lua.LTable {
+	t := s.L.CreateTable(0, len(methods))
+	for _, m := range methods {
+		t.RawSetString(m, s.hostMethod(name+"."+m))
 	}
-	for _, mgr := range HostManagers {
-		t := s.L.CreateTable(0, len(mgr.Methods))
-		for _, m := range mgr.Methods {
-			t.RawSetString(m, s.hostMethod(mgr.Name+"."+m))
-		}
-		api.RawSetString(mgr.Name, t)
-	}
+	return t
 }
 
 // hostMethod makes the async Lua function for one homeserver method.

@@ -432,7 +432,10 @@ func (c completer) names(word string) []string {
 			names = append(names, luaKeywords...)
 			names = append(names, "api", "M")
 		case "api.":
-			t = m.State().API()
+			for _, name := range m.State().APINames() { // api builds most fields on first read
+				names = append(names, prefix+name)
+			}
+			return
 		default:
 			v := L.GetGlobal(strings.Split(prefix, ".")[0])
 			for _, part := range strings.Split(strings.TrimSuffix(prefix, "."), ".")[1:] {
