@@ -56,9 +56,13 @@ type ModuleConfig struct {
 	// Unsandboxed is sandbox: false (the zero value keeps the sandbox on,
 	// also for a Config built in Go).
 	Unsandboxed bool
-	File        string // the resolved script path
-	Item        int    // index in modules:
-	Line        int    // line of the entry in the config file
+	// BackgroundTimeout (background_timeout) is the deadline of each
+	// background call: looping and delayed calls, run_as_background_process;
+	// zero: luaapi.DefaultBackgroundTimeout (10 min).
+	BackgroundTimeout time.Duration
+	File              string // the resolved script path
+	Item              int    // index in modules:
+	Line              int    // line of the entry in the config file
 }
 
 // DefaultListen is where luamods serve listens when the config says nothing.
@@ -368,7 +372,7 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 			continue
 		}
 		seenModule := false
-		p.fields(item, iat, []string{"module", "config", "instances", "timeout", "sandbox"}, func(key string, v *yaml.Node, kat []string) {
+		p.fields(item, iat, []string{"module", "config", "instances", "timeout", "background_timeout", "sandbox"}, func(key string, v *yaml.Node, kat []string) {
 			switch key {
 			case "module":
 				seenModule = true
@@ -383,6 +387,8 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 				m.Instances = n
 			case "timeout":
 				m.Timeout = p.duration(v, kat)
+			case "background_timeout":
+				m.BackgroundTimeout = p.duration(v, kat)
 			case "sandbox":
 				b, err := strconv.ParseBool(v.Value)
 				if v.Kind != yaml.ScalarNode || err != nil {

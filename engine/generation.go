@@ -324,7 +324,8 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	env := &luaapi.Env{
 		ServerName:    g.Config.ServerName,
 		PublicBaseURL: g.Config.PublicBaseURL,
-		Logger:        e.log.With("module", mc.Module),
+		Logger:        e.log, // the state adds module=
+		Background:    e.metrics.background(mc.Module),
 		Host:          e.opts.Host,
 		HTTP:          http,
 		Clock:         e.opts.Clock,
@@ -335,7 +336,8 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{
-			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: !mc.Unsandboxed, Timeout: mc.Timeout, Env: env,
+			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: !mc.Unsandboxed, Timeout: mc.Timeout,
+			BackgroundTimeout: mc.BackgroundTimeout, Env: env,
 		})
 		if err != nil {
 			closeStates(m.states)
@@ -360,6 +362,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 // script content, same files required, same settings.
 func (e *Engine) sameModule(old *Module, mc ModuleConfig) bool {
 	if old.File != mc.File || old.Config.Instances != mc.Instances || old.Config.Timeout != mc.Timeout ||
+		old.Config.BackgroundTimeout != mc.BackgroundTimeout ||
 		old.Config.Unsandboxed != mc.Unsandboxed || canonical(old.Config.Config) != canonical(mc.Config) {
 		return false
 	}

@@ -20,7 +20,14 @@ type Metrics struct {
 	Reloads         *prometheus.CounterVec   // result: ok, failed, unchanged
 	RouteRequests   *prometheus.CounterVec   // route, method, code
 	RouteLatency    *prometheus.HistogramVec // route
-	generation      prometheus.Gauge
+	// Background work by description (run_as_background_process, and the
+	// looping and delayed calls, named file:line), as Synapse's
+	// synapse_background_process_* metrics.
+	BackgroundStarts   *prometheus.CounterVec   // module, desc
+	BackgroundErrors   *prometheus.CounterVec   // module, desc
+	BackgroundInflight *prometheus.GaugeVec     // module, desc
+	BackgroundLatency  *prometheus.HistogramVec // module, desc
+	generation         prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry) *Metrics {
@@ -40,6 +47,14 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Requests served by module web resources."}, []string{"route", "method", "code"}),
 		RouteLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "luamods_route_duration_seconds",
 			Help: "Time to serve a module web resource.", Buckets: buckets}, []string{"route"}),
+		BackgroundStarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_background_process_start_total",
+			Help: "Background processes started, by description."}, []string{"module", "desc"}),
+		BackgroundErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_background_process_errors_total",
+			Help: "Background processes that raised an error or timed out."}, []string{"module", "desc"}),
+		BackgroundInflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "luamods_background_process_in_flight",
+			Help: "Background processes running now."}, []string{"module", "desc"}),
+		BackgroundLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "luamods_background_process_duration_seconds",
+			Help: "Time a background process ran.", Buckets: []float64{.001, .01, .1, 1, 10, 60, 300, 600}}, []string{"module", "desc"}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "luamods_generation",
 			Help: "The number of the generation of modules serving now."}),
 	}
@@ -47,7 +62,8 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 		ConstLabels: prometheus.Labels{"version": Version}})
 	build.Set(1)
 	reg.MustRegister(m.CallbackCalls, m.CallbackErrors, m.CallbackLatency, m.Inflight, m.Reloads,
-		m.RouteRequests, m.RouteLatency, m.generation, build)
+		m.RouteRequests, m.RouteLatency, m.BackgroundStarts, m.BackgroundErrors, m.BackgroundInflight,
+		m.BackgroundLatency, m.generation, build)
 	for _, r := range []string{"ok", "failed", "unchanged"} {
 		m.Reloads.WithLabelValues(r)
 	}
@@ -166,4 +182,28 @@ func (b boundMetric) Observe(x float64, labelValues []string) error {
 	}
 	b.v.hist.WithLabelValues(b.values(labelValues)...).Observe(x)
 	return nil
+}
+
+// background is the luaapi.BackgroundObserver of one module.
+func (m *Metrics) background(module string) luaapi.BackgroundObserver {
+	return backgroundMetrics{m, module}
+}
+
+type backgroundMetrics struct {
+	m      *Metrics
+	module string
+}
+
+func (b backgroundMetrics) Start(desc string) func(error) {
+	b.m.BackgroundStarts.WithLabelValues(b.module, desc).Inc()
+	inflight := b.m.BackgroundInflight.WithLabelValues(b.module, desc)
+	inflight.Inc()
+	timer := prometheus.NewTimer(b.m.BackgroundLatency.WithLabelValues(b.module, desc))
+	return func(err error) {
+		timer.ObserveDuration()
+		inflight.Dec()
+		if err != nil {
+			b.m.BackgroundErrors.WithLabelValues(b.module, desc).Inc()
+		}
+	}
 }

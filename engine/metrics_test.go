@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -74,5 +75,52 @@ luamods_module_queue_depth{module="m1.lua"} 4
 	rewrite(t, eng, "m1.lua", strings.Replace(metricsModule, `api.metrics.gauge("queue_depth"`, `api.metrics.counter("queue_depth"`, 1))
 	if _, err := eng.Reload(ctx); err == nil || !strings.Contains(err.Error(), "luamods_module_queue_depth is already defined as a gauge") {
 		t.Fatalf("kind clash: %v", err)
+	}
+}
+
+func TestBackgroundProcessMetricsAndTimeout(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "modules:\n  - module: bg.lua\n    timeout: 1s\n    background_timeout: 20m\n",
+		"bg.lua": `local M = {}
+function M.init(api)
+  api.register_test_callbacks{ run = function(fail)
+    api.run_as_background_process("sync_rooms", function()
+      if fail then error("no luck") end
+    end)
+  end }
+end
+return M`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, release := eng.Acquire()
+	bt := gen.Modules[0].Config.BackgroundTimeout
+	release()
+	if bt != 20*time.Minute {
+		t.Errorf("background_timeout: %v", bt)
+	}
+	ctx := context.Background()
+	for _, fail := range []bool{false, false, true} {
+		if _, err := eng.Invoke(ctx, "test.run", fail); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP luamods_background_process_errors_total Background processes that raised an error or timed out.
+# TYPE luamods_background_process_errors_total counter
+luamods_background_process_errors_total{desc="sync_rooms",module="bg.lua"} 1
+# HELP luamods_background_process_start_total Background processes started, by description.
+# TYPE luamods_background_process_start_total counter
+luamods_background_process_start_total{desc="sync_rooms",module="bg.lua"} 3
+`
+	names := []string{"luamods_background_process_start_total", "luamods_background_process_errors_total"}
+	// The processes run after their callers return: wait for them to be counted.
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.GatherAndCompare(eng.Registry(), strings.NewReader(want), names...) != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := testutil.GatherAndCompare(eng.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -45,6 +45,7 @@ func (s *State) installAPI() {
 		{"is_mine", s.apiIsMine},
 		{"should_run_background_tasks", func(L *lua.LState) int { L.Push(lua.LTrue); return 1 }},
 		{"looping_background_call", s.apiLoopingCall},
+		{"run_as_background_process", s.apiRunAsBackgroundProcess},
 		{"delayed_background_call", s.apiDelayedCall},
 		{"register_web_resource", s.apiRegisterWebResource},
 		{"cached", s.apiCached},
@@ -135,25 +136,10 @@ func (s *State) parseSleep(L *lua.LState) (AsyncFunc, error) {
 		seconds = 0
 	}
 	d := time.Duration(seconds * float64(time.Second))
-	clock := s.opts.Env.clock()
+	c := s.current
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-		return nil, sleep(ctx, clock, d)
+		return nil, s.sleepOn(ctx, c, d)
 	}, nil
-}
-
-func sleep(ctx context.Context, clock Clock, d time.Duration) error {
-	if s, ok := clock.(Sleeper); ok {
-		return s.Sleep(ctx, d)
-	}
-	fired := make(chan struct{})
-	stop := clock.AfterFunc(d, func() { close(fired) })
-	select {
-	case <-fired:
-		return nil
-	case <-ctx.Done():
-		stop()
-		return ctx.Err()
-	}
 }
 
 // requireInit raises an error unless the module is in its init function.

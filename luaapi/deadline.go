@@ -20,7 +20,8 @@ type callContext struct {
 	mu  sync.Mutex
 	err error
 
-	stopParent func() bool // unregisters the parent's cancellation
+	stopParent  func() bool // unregisters the parent's cancellation
+	stopVirtual func() bool // stops the deadline timer on a test clock
 }
 
 func (c *callContext) Deadline() (time.Time, bool) {

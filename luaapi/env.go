@@ -14,14 +14,15 @@ import (
 type Env struct {
 	ServerName    string
 	PublicBaseURL string
-	Logger        *slog.Logger    // nil: slog.Default()
-	Host          Host            // homeserver-backed methods; nil: "no homeserver attached"
-	HTTP          *HTTPClient     // api.http_client; nil: every request fails
-	Clock         Clock           // nil: the real clock
-	Catalog       Catalog         // the callback categories api.register_*_callbacks offers
-	Caches        CacheProvider   // api.cached; nil: api.cached fails
-	Metrics       MetricsProvider // api.metrics; nil: defining a metric fails
-	MaxStringSize int             // cap of string.rep results; 0: DefaultMaxStringSize
+	Logger        *slog.Logger       // nil: slog.Default()
+	Host          Host               // homeserver-backed methods; nil: "no homeserver attached"
+	HTTP          *HTTPClient        // api.http_client; nil: every request fails
+	Clock         Clock              // nil: the real clock
+	Catalog       Catalog            // the callback categories api.register_*_callbacks offers
+	Caches        CacheProvider      // api.cached; nil: api.cached fails
+	Metrics       MetricsProvider    // api.metrics; nil: defining a metric fails
+	MaxStringSize int                // cap of string.rep results; 0: DefaultMaxStringSize
+	Background    BackgroundObserver // metrics of background work by description; nil: none
 
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)
@@ -49,17 +50,12 @@ func (e *Env) compile(path string) (*lua.FunctionProto, error) {
 }
 
 // Clock is the time source of api.sleep, the background calls and
-// api.get_current_time_msec. Tests substitute a virtual clock.
+// api.get_current_time_msec. Tests substitute a virtual clock; call
+// deadlines then expire in its time as well as in wall time.
 type Clock interface {
 	Now() time.Time
 	// AfterFunc calls f in its own goroutine after d; stop cancels it.
 	AfterFunc(d time.Duration, f func()) (stop func() bool)
-}
-
-// Sleeper is a Clock that sleeps by itself (a virtual clock advances
-// instead of waiting); api.sleep uses it when the Clock has it.
-type Sleeper interface {
-	Sleep(ctx context.Context, d time.Duration) error
 }
 
 // RealClock is the wall clock.

@@ -38,7 +38,10 @@ type Options struct {
 	Dir     string        // the module's folder: require loads from here only
 	Sandbox bool          // false opens the full standard library (trusted code)
 	Timeout time.Duration // deadline of each call; DefaultTimeout when zero
-	Env     *Env          // the outside world as the api table sees it
+	// BackgroundTimeout is the deadline of each background call;
+	// DefaultBackgroundTimeout when zero.
+	BackgroundTimeout time.Duration
+	Env               *Env // the outside world as the api table sees it
 }
 
 // A State is one Lua state of a module and the lock that makes one
@@ -64,6 +67,7 @@ type State struct {
 	deadlines *watchdog
 
 	inflight atomic.Int64 // calls started and not yet finished
+	active   atomic.Int64 // calls, background ones too, not finished nor waiting on the clock (Active)
 
 	// Fields only the owner touches.
 	module      *lua.LTable
@@ -97,6 +101,9 @@ func NewState(opts Options) (*State, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if opts.BackgroundTimeout <= 0 {
+		opts.BackgroundTimeout = DefaultBackgroundTimeout
 	}
 	s := &State{
 		opts:        opts,
@@ -270,11 +277,13 @@ func (s *State) run(ctx context.Context, start setup, res ResultFunc) ([]any, er
 // idle the call runs on this goroutine and its result needs no channel.
 func (s *State) call(parent context.Context, c *call) ([]any, error) {
 	c.s = s
-	c.ctx = s.deadlines.start(parent, s.opts.Timeout)
-	defer s.deadlines.stop(c.ctx)
+	c.ctx = s.startDeadline(c, parent, s.opts.Timeout)
+	defer s.stopDeadline(c)
 	s.inflight.Add(1)
+	s.active.Add(1)
 	if !s.direct(c) && !s.post(c.ctx, c) {
 		s.inflight.Add(-1)
+		s.active.Add(-1)
 		return nil, s.abandoned(c.ctx)
 	}
 	c.mu.Lock()
@@ -334,6 +343,7 @@ type call struct {
 	setup  setup
 	res    ResultFunc
 	onDone func([]lua.LValue, error) // background calls: instead of a reply
+	parked atomic.Bool               // waiting on the clock: not counted in State.active
 
 	frames   []frame
 	frameBuf [2]frame
@@ -376,6 +386,8 @@ func (c *call) prepare(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
 func (c *call) finish(vals []lua.LValue, err error) {
 	s := c.s
 	s.releaseFlights(c, err)
+	c.unpark()
+	s.active.Add(-1)
 	if c.onDone != nil {
 		c.onDone(vals, err)
 		return

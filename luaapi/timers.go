@@ -1,7 +1,6 @@
 package luaapi
 
 import (
-	"context"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -72,28 +71,23 @@ func (s *State) pushTimer(L *lua.LState, t *timer, first time.Duration, stopName
 
 func (s *State) schedule(id int, t *timer, d time.Duration) {
 	t.cancel = s.opts.Env.clock().AfterFunc(d, func() {
+		s.active.Add(1) // counted from the tick, so that a test clock waits for it
 		s.postAlways(funcJob(func() { s.fire(id) }))
 	})
 }
 
-// fire runs a timer's function as a call of its own, as the state's owner.
+// fire runs a timer's function as a background call, as the state's owner.
 func (s *State) fire(id int) {
 	t, ok := s.timers[id]
 	if !ok || t.stopped || s.phase == phaseClosed {
+		s.active.Add(-1)
 		return
 	}
-	c := &call{s: s, ctx: s.deadlines.start(context.Background(), s.opts.Timeout)}
-	c.setup = func(*lua.LState) (*lua.LFunction, []lua.LValue, error) { return t.fn, t.args, nil }
-	c.onDone = func(_ []lua.LValue, err error) {
-		s.deadlines.stop(c.ctx)
-		if err != nil {
-			s.log.Error("background call failed", "error", err.Error(), "where", definedAt(t.fn))
-		}
+	s.runBackground(backgroundDesc(t.fn), t.fn, t.args, func() {
 		if t.interval > 0 && !t.stopped && s.phase != phaseClosed {
 			s.schedule(id, t, t.interval)
 			return
 		}
 		delete(s.timers, id)
-	}
-	s.startCall(c)
+	})
 }

@@ -1,15 +1,14 @@
 package modtest
 
 import (
-	"context"
 	"sort"
 	"sync"
 	"time"
 )
 
 // VirtualClock is a luaapi.Clock that moves only when told: Advance fires
-// the background calls that fall due, in order, and api.sleep advances it
-// instead of waiting. Cache TTLs follow it too.
+// the timers that fall due (background calls, api.sleep wake-ups, call
+// deadlines), in order. Cache TTLs follow it too.
 type VirtualClock struct {
 	mu     sync.Mutex
 	now    time.Time
@@ -99,11 +98,16 @@ func (c *VirtualClock) AdvanceSettling(d time.Duration, settle func()) {
 	}
 }
 
-// Sleep advances the clock by d at once (api.sleep under test).
-func (c *VirtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// Next returns the instant of the earliest pending timer.
+func (c *VirtualClock) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	found := false
+	for _, t := range c.timers {
+		if !t.stopped && (!found || t.when.Before(next)) {
+			next, found = t.when, true
+		}
 	}
-	c.Advance(d)
-	return nil
+	return next, found
 }

@@ -95,6 +95,9 @@ func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 		if v, ok := opts.RawGetString("timeout").(lua.LNumber); ok {
 			mc.Timeout = time.Duration(float64(v) * float64(time.Second))
 		}
+		if v, ok := opts.RawGetString("background_timeout").(lua.LNumber); ok {
+			mc.BackgroundTimeout = time.Duration(float64(v) * float64(time.Second))
+		}
 	}
 	cfg.PublicBaseURL = "https://" + cfg.ServerName + "/"
 	cfg.Modules = []engine.ModuleConfig{mc}
@@ -143,7 +146,11 @@ func (fr *fileRun) handleTable(L *lua.LState, h *handle) *lua.LTable {
 			return nil, err
 		}
 		return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-			res, err := h.eng.Invoke(ctx, name, args...)
+			var res any
+			err := h.await(ctx, func(ctx context.Context) (err error) {
+				res, err = h.eng.Invoke(ctx, name, args...)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -162,7 +169,11 @@ func (fr *fileRun) handleTable(L *lua.LState, h *handle) *lua.LTable {
 			if len(gen.Modules) == 0 {
 				return nil, fmt.Errorf("no module loaded")
 			}
-			res, err := gen.Modules[0].State().CallFunction(ctx, name, args...)
+			var res []any
+			err := h.await(ctx, func(ctx context.Context) (err error) {
+				res, err = gen.Modules[0].State().CallFunction(ctx, name, args...)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -227,7 +238,10 @@ func (h *handle) parseRequest(L *lua.LState) (luaapi.AsyncFunc, error) {
 			req.Header.Set(k, v)
 		}
 		rec := httptest.NewRecorder()
-		h.web.ServeHTTP(rec, req)
+		_ = h.await(ctx, func(ctx context.Context) error {
+			h.web.ServeHTTP(rec, req.WithContext(ctx))
+			return nil
+		})
 		return func(L *lua.LState) []lua.LValue {
 			t := L.CreateTable(0, 4)
 			t.RawSetString("status", lua.LNumber(rec.Code))
@@ -320,8 +334,7 @@ func (fr *fileRun) clockTable(L *lua.LState, h *handle) *lua.LTable {
 	t.RawSetString("advance", fr.state.AsyncFunction("clock:advance", func(L *lua.LState) (luaapi.AsyncFunc, error) {
 		d := time.Duration(float64(L.CheckNumber(2)) * float64(time.Second))
 		return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-			h.clock.AdvanceSettling(d, func() { h.settle(ctx) })
-			return nil, nil
+			return nil, h.advance(ctx, d)
 		}, nil
 	}))
 	t.RawSetString("now", L.NewFunction(func(L *lua.LState) int {
@@ -329,20 +342,6 @@ func (fr *fileRun) clockTable(L *lua.LState, h *handle) *lua.LTable {
 		return 1
 	}))
 	return t
-}
-
-// settle lets every module state run what the clock just queued: work is
-// served in order, so a no-op queued after it runs after it.
-func (h *handle) settle(ctx context.Context) {
-	gen, release := h.eng.Acquire()
-	defer release()
-	for round := 0; round < 3; round++ {
-		for _, m := range gen.Modules {
-			for _, s := range m.States() {
-				s.Sync(ctx)
-			}
-		}
-	}
 }
 
 // toLuaOrNil converts recorded calls and requests (structs) through JSON.

@@ -1,0 +1,92 @@
+package luaapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// observed records background processes as an engine would.
+type observed struct {
+	mu     sync.Mutex
+	starts map[string]int
+	ends   chan error
+}
+
+func (o *observed) Start(desc string) func(error) {
+	o.mu.Lock()
+	o.starts[desc]++
+	o.mu.Unlock()
+	return func(err error) { o.ends <- err }
+}
+
+func backgroundState(t *testing.T, timeout, background time.Duration, obs *observed) *State {
+	t.Helper()
+	s, err := NewState(Options{Module: "bg", Sandbox: true, Timeout: timeout, BackgroundTimeout: background,
+		Env: &Env{Catalog: testCatalog{"spam_checker"}, Background: obs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	proto, err := Compile(apiModule(`local nap, n = ...
+    if nap == nil then return naps end
+    api.run_as_background_process("nap", function(seconds, n)
+      api.sleep(seconds)
+      naps = (naps or 0) + n
+    end, nap, n)
+    return "started"`), "bg.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Load(ctx, proto); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Init(ctx, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRunAsBackgroundProcessOutlivesTheCallTimeout(t *testing.T) {
+	obs := &observed{starts: map[string]int{}, ends: make(chan error, 1)}
+	s := backgroundState(t, 50*time.Millisecond, time.Minute, obs)
+	got, err := s.Call(context.Background(), "cb:spam_checker.run", 0.2, 7)
+	if err != nil || got[0] != "started" {
+		t.Fatalf("the caller waited or failed: %v %v", got, err)
+	}
+	select {
+	case err := <-obs.ends:
+		if err != nil {
+			t.Fatalf("a background process sleeping 200 ms under a 50 ms call timeout failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the background process never ended")
+	}
+	if obs.starts["nap"] != 1 {
+		t.Errorf("starts by desc: %v", obs.starts)
+	}
+	got, err = s.Call(context.Background(), "cb:spam_checker.run")
+	if err != nil || got[0] != int64(7) {
+		t.Errorf("the process's work is not visible: %v %v", got, err)
+	}
+}
+
+func TestBackgroundTimeoutBindsBackgroundProcesses(t *testing.T) {
+	obs := &observed{starts: map[string]int{}, ends: make(chan error, 1)}
+	s := backgroundState(t, time.Minute, 100*time.Millisecond, obs)
+	if _, err := s.Call(context.Background(), "cb:spam_checker.run", 3600, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-obs.ends:
+		if !errors.Is(err, context.DeadlineExceeded) && (err == nil || !strings.Contains(err.Error(), "deadline exceeded")) {
+			t.Fatalf("want a deadline error, got %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("background_timeout did not stop the process")
+	}
+}
