@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -21,6 +24,11 @@ type ProtocolConfig struct {
 	// MaxBody bounds a request body (max_request_body; default 64 KiB):
 	// larger ones are refused with 413 before anything runs.
 	MaxBody int64
+	// Async (http_antispam only; the module's own key and shape) lists the
+	// callbacks the module fires in the background, ignoring the answer:
+	// luamods runs those in every module instead of stopping at the first
+	// denial, and answers 200.
+	Async map[string]bool
 }
 
 // protocol parses an http_antispam or rest_auth section. A section needs
@@ -30,7 +38,11 @@ func (p *configParser) protocol(n *yaml.Node, at []string, dir string) *Protocol
 	pc := &ProtocolConfig{MaxBody: DefaultProtocolBody}
 	var secretPath string
 	var sawSecret bool
-	p.fields(n, at, []string{"authorization", "authorization_path", "max_request_body"}, func(key string, v *yaml.Node, kat []string) {
+	keys := []string{"authorization", "authorization_path", "max_request_body"}
+	if at[len(at)-1] == "http_antispam" {
+		keys = append(keys, "async")
+	}
+	p.fields(n, at, keys, func(key string, v *yaml.Node, kat []string) {
 		switch key {
 		case "authorization":
 			if sawSecret {
@@ -59,10 +71,36 @@ func (p *configParser) protocol(n *yaml.Node, at []string, dir string) *Protocol
 			}
 		case "max_request_body":
 			pc.MaxBody = p.size(v, kat)
+		case "async":
+			pc.Async = p.asyncCallbacks(v, kat)
 		}
 	})
 	if n.Kind == yaml.MappingNode && !sawSecret {
 		p.fail(n, at, "authorization or authorization_path is required (the shared secret the homeserver module sends)")
 	}
 	return pc
+}
+
+// asyncCallbacks reads http_antispam.async: spam-checker callback → bool.
+func (p *configParser) asyncCallbacks(n *yaml.Node, at []string) map[string]bool {
+	out := map[string]bool{}
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, at, "expected a mapping of callback names to true or false")
+		return out
+	}
+	spam := NewCatalog().Category("spam_checker")
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		kat := append(append([]string(nil), at...), k.Value)
+		if !slices.ContainsFunc(spam.Callbacks, func(c *Callback) bool { return c.Name == k.Value }) {
+			p.fail(k, at, fmt.Sprintf("%q is not a spam-checker callback", k.Value))
+			continue
+		}
+		on, err := strconv.ParseBool(v.Value)
+		if v.Kind != yaml.ScalarNode || err != nil {
+			p.fail(v, kat, "expected true or false")
+		}
+		out[k.Value] = on
+	}
+	return out
 }

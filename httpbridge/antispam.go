@@ -231,6 +231,15 @@ func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback,
 		return plain(http.StatusBadRequest, "luamods: "+name+": "+err.Error())
 	}
 	full := "spam_checker." + name
+	if cfg.Async[name] {
+		// The module ignores the answer: no module misses the event.
+		if _, err := b.eng.InvokeAll(c.Request().Context(), full, args...); err != nil {
+			b.log.Error("http_antispam: async callback failed", "callback", full, "request_id", id, "error", err.Error())
+			return plain(http.StatusInternalServerError, "luamods: "+full+" failed")
+		}
+		_ = c.JSON(http.StatusOK, map[string]any{})
+		return http.StatusOK
+	}
 	res, err := b.eng.Invoke(c.Request().Context(), full, args...)
 	if err != nil {
 		b.log.Error("http_antispam: callback failed; the module's fail_open decides", "callback", full, "request_id", id, "error", err.Error())

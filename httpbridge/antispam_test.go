@@ -88,8 +88,14 @@ const antispamToken = "antispam-s3cret"
 
 func antispamServer(t *testing.T, modules ...string) (string, *engine.Engine) {
 	t.Helper()
+	return antispamServerWith(t, "", modules...)
+}
+
+// antispamServerWith adds extra lines to the http_antispam section.
+func antispamServerWith(t *testing.T, extra string, modules ...string) (string, *engine.Engine) {
+	t.Helper()
 	files := map[string]string{"a.lua": spamA, "b.lua": spamB}
-	cfg := "server_name: example.com\nhttp_antispam:\n  authorization: " + antispamToken + "\n  max_request_body: 4KiB\nmodules:\n"
+	cfg := "server_name: example.com\nhttp_antispam:\n  authorization: " + antispamToken + "\n  max_request_body: 4KiB\n" + extra + "modules:\n"
 	for _, m := range modules {
 		cfg += "  - module: " + m + "\n"
 	}
@@ -345,6 +351,26 @@ func TestAntispamBadInput(t *testing.T) {
 	}
 	if n := callbackCalls(t, eng, "spam_checker.user_may_join_room"); n != 1 {
 		t.Errorf("the good request counted %v calls, want 1", n)
+	}
+}
+
+// TestAntispamAsync: a callback the module sends async runs in every
+// module, past a denial, and is answered 200.
+func TestAntispamAsync(t *testing.T) {
+	url, eng := antispamServerWith(t, "  async: {user_may_join_room: true}\n", "a.lua", "b.lua")
+	body := map[string]any{"user": "@deny-a:x", "room": "!r:x", "is_invited": false}
+	if status, _, answer := post(t, url+"/user_may_join_room", body); status != 200 || strings.TrimSpace(answer) != "{}" {
+		t.Errorf("async: got %d %s", status, answer)
+	}
+	if n := callbackCalls(t, eng, "spam_checker.user_may_join_room"); n != 2 {
+		t.Errorf("async ran %v module callbacks, want both", n)
+	}
+	// Not async: a.lua's denial stops the chain.
+	if status, _, _ := post(t, url+"/user_may_invite", map[string]any{"inviter": "@deny-a:x", "invitee": "@b:x", "room_id": "!r:x"}); status != 403 {
+		t.Errorf("sync denial: %d", status)
+	}
+	if n := callbackCalls(t, eng, "spam_checker.user_may_invite"); n != 1 {
+		t.Errorf("sync ran %v module callbacks, want 1", n)
 	}
 }
 
