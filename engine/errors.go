@@ -25,20 +25,8 @@ type CallbackError struct {
 
 // Error names the callback, the module and the script error.
 func (e *CallbackError) Error() string {
-	return fmt.Sprintf("%s: module %s: %v", e.Callback, e.Module, unwrapModule(e.Err))
+	return fmt.Sprintf("%s: module %s: %v", e.Callback, e.Module, luaapi.WithoutModule(e.Err))
 }
 
 // Unwrap returns the script error.
 func (e *CallbackError) Unwrap() error { return e.Err }
-
-// unwrapModule drops the "module X: " prefix a ScriptError renders, since
-// CallbackError names the module itself.
-func unwrapModule(err error) string {
-	var se *luaapi.ScriptError
-	if errors.As(err, &se) {
-		c := *se
-		c.Module = ""
-		return c.Error()
-	}
-	return err.Error()
-}

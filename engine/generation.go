@@ -351,7 +351,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		if saved != nil {
 			if err := s.Restore(ctx, saved); err != nil {
 				closeStates(m.states)
-				return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("M.restore failed in module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+				return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("M.restore failed in module '%s'", mc.Module), Causes: []string{luaapi.WithoutModule(err)}}
 			}
 		}
 	}
@@ -423,14 +423,14 @@ func (e *Engine) startState(ctx context.Context, g *Generation, m *Module, s *lu
 	mc := m.Config
 	item := []string{"modules", itemName(mc.Item)}
 	if err := s.Load(ctx, proto); err != nil {
-		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("Failed to load module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("Failed to load module '%s'", mc.Module), Causes: []string{luaapi.WithoutModule(err)}}
 	}
 	if err := s.ParseConfig(ctx, mc.Config); err != nil {
-		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "config"), Msg: fmt.Sprintf("Failed to parse config for module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "config"), Msg: fmt.Sprintf("Failed to parse config for module '%s'", mc.Module), Causes: []string{luaapi.WithoutModule(err)}}
 	}
 	reg := &registrar{gen: g, module: m, instance: instance}
 	if err := s.Init(ctx, reg); err != nil {
-		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("Error during startup of module '%s'", mc.Module), Causes: []string{unwrapModule(err)}}
+		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("Error during startup of module '%s'", mc.Module), Causes: []string{luaapi.WithoutModule(err)}}
 	}
 	return nil
 }

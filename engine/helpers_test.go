@@ -10,11 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"luamods/internal/logbuf"
 )
 
 // writeFiles writes name → content into a new temporary folder.
@@ -33,29 +34,11 @@ func writeFiles(t testing.TB, files map[string]string) string {
 	return dir
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startEngine loads luamods.yaml from files.
-func startEngine(t testing.TB, files map[string]string) (*Engine, *logBuffer, error) {
+func startEngine(t testing.TB, files map[string]string) (*Engine, *logbuf.Buffer, error) {
 	t.Helper()
 	dir := writeFiles(t, files)
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	eng, err := New(context.Background(), Options{
 		ConfigPath: filepath.Join(dir, "luamods.yaml"),
 		Catalog:    catalogWithTestCategory(),
@@ -73,7 +56,7 @@ func startEngine(t testing.TB, files map[string]string) (*Engine, *logBuffer, er
 func catalogWithTestCategory() *Catalog {
 	c := NewCatalog()
 	if err := c.Add(&Category{Name: "test", Callbacks: []*Callback{
-		{Name: "run", Args: []string{"cmd", "key"}, Combine: singleValue, OnError: Propagate},
+		{Name: "run", Args: []string{"cmd", "key"}, Combine: SingleValue(), OnError: Propagate},
 	}}); err != nil {
 		panic(err)
 	}

@@ -77,7 +77,7 @@ func (g *Generation) onError(cb *Callback, h hook, err error) error {
 	cerr := &CallbackError{Callback: cb.FullName(), Module: h.module.Name, Where: h.reg.Where, Err: err, Status: 500}
 	switch cb.OnError {
 	case FailOpen:
-		g.engine.log.Warn(cb.FullName()+" failed; going on without it", "module", h.module.Name, "error", unwrapModule(err))
+		g.engine.log.Warn(cb.FullName()+" failed; going on without it", "module", h.module.Name, "error", luaapi.WithoutModule(err))
 		return nil
 	case Forbid:
 		if _, _, isTable := synapseErrorOf(err); !isTable {

@@ -1,7 +1,6 @@
 package httpbridge
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,19 +17,12 @@ import (
 	"github.com/prometheus/common/model"
 
 	"luamods/engine"
+	"luamods/internal/logbuf"
 )
-
-type safeLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *safeLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *safeLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // testServer runs luamods.yaml from files on a real echo server on a
 // loopback port and returns its base URL.
-func testServer(t *testing.T, files map[string]string) (base string, eng *engine.Engine, logs *safeLog) {
+func testServer(t *testing.T, files map[string]string) (base string, eng *engine.Engine, logs *logbuf.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
@@ -39,7 +30,7 @@ func testServer(t *testing.T, files map[string]string) (base string, eng *engine
 			t.Fatal(err)
 		}
 	}
-	logs = &safeLog{}
+	logs = &logbuf.Buffer{}
 	eng, err := engine.New(context.Background(), engine.Options{
 		ConfigPath: filepath.Join(dir, "luamods.yaml"),
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),

@@ -130,3 +130,16 @@ func errorToLua(L *lua.LState, err error) lua.LValue {
 	}
 	return lua.LString(err.Error())
 }
+
+// WithoutModule renders err without the "module <name>: " prefix of the
+// ScriptError in its chain, for messages that name the module already;
+// what wraps the ScriptError is kept.
+func WithoutModule(err error) string {
+	se := (*ScriptError)(nil)
+	if !errors.As(err, &se) || se.Module == "" {
+		return err.Error()
+	}
+	c := *se
+	c.Module = ""
+	return strings.Replace(err.Error(), se.Error(), c.Error(), 1)
+}

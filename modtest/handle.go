@@ -1,7 +1,6 @@
 package modtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,6 +16,7 @@ import (
 
 	"luamods/engine"
 	"luamods/httpbridge"
+	"luamods/internal/logbuf"
 	"luamods/luaapi"
 )
 
@@ -29,20 +28,8 @@ type handle struct {
 	host  *fakeHost
 	http  *fakeHTTP
 	clock *VirtualClock
-	logs  *syncBuffer
+	logs  *logbuf.Buffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func (h *handle) close() {
 	h.eng.Close()
@@ -55,7 +42,7 @@ func start(ctx context.Context, opts engine.Options) (*handle, error) {
 		host:  &fakeHost{answers: map[string]any{}},
 		http:  &fakeHTTP{answers: map[string]cannedResponse{}},
 		clock: NewVirtualClock(),
-		logs:  &syncBuffer{},
+		logs:  &logbuf.Buffer{},
 	}
 	opts.Host = h.host
 	opts.HTTPClient = luaapi.NewHTTPClient(luaapi.HTTPPolicy{Transport: h.http})

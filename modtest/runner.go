@@ -117,7 +117,7 @@ func (r *Runner) runFile(ctx context.Context, path string) (passed, failed int) 
 		_, err = state.Run(ctx, proto)
 	}
 	if err != nil {
-		fmt.Fprintf(r.Out, "  FAIL  (loading the file) %s\n", plain(err))
+		fmt.Fprintf(r.Out, "  FAIL  (loading the file) %s\n", luaapi.WithoutModule(err))
 		return 0, 1
 	}
 	var names []string
@@ -138,24 +138,13 @@ func (r *Runner) runFile(ctx context.Context, path string) (passed, failed int) 
 		fr.closeHandles()
 		if err != nil {
 			failed++
-			fmt.Fprintf(r.Out, "  FAIL  %s\n        %s\n", name, strings.ReplaceAll(plain(err), "\n", "\n        "))
+			fmt.Fprintf(r.Out, "  FAIL  %s\n        %s\n", name, strings.ReplaceAll(luaapi.WithoutModule(err), "\n", "\n        "))
 			continue
 		}
 		passed++
 		fmt.Fprintf(r.Out, "  ok    %s (%s)\n", name, time.Since(start).Round(time.Millisecond))
 	}
 	return passed, failed
-}
-
-// plain renders an error without the "module <file>:" prefix: the path
-// already heads the report.
-func plain(err error) string {
-	if se, ok := err.(*luaapi.ScriptError); ok {
-		c := *se
-		c.Module = ""
-		return c.Error()
-	}
-	return err.Error()
 }
 
 const registryTests = "luamods.tests"
