@@ -31,6 +31,9 @@ func (c *Catalog) Markdown() string {
 			if cb.Mutates > 0 {
 				rule += fmt.Sprintf("; changes to `%s` pass to the next module and are the result", cb.Args[cb.Mutates-1])
 			}
+			if cb.Then != "" {
+				rule += fmt.Sprintf("; when the result is NOT_SPAM, `%s` runs and gives the answer", cb.Then)
+			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", cb.Name, sig, rule, policyDoc[cb.OnError])
 		}
 		b.WriteString("\n")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -260,5 +261,40 @@ func TestRegistrationRules(t *testing.T) {
 				t.Fatalf("on_update = %v, %v; want the first module's 100", res, err)
 			}
 		})
+	}
+}
+
+// Chaining is a field of the catalog entry: a host's own category chains
+// the same way federated_user_may_invite chains to user_may_invite.
+func TestThenChainsHostCallbacks(t *testing.T) {
+	c := catalogWithTestCategory()
+	if err := c.Add(&Category{Name: "broken", Callbacks: []*Callback{{Name: "x", Combine: RunAll(), Then: "test.run"}}}); err == nil {
+		t.Fatal("Then without ThenArgs was accepted")
+	}
+	if err := c.Add(&Category{Name: "gate", Callbacks: []*Callback{{
+		Name: "check", Args: []string{"user"}, Combine: ruleA, Then: "test.run",
+		ThenArgs: func(args []any) []any { return []any{"chained", first(args)} },
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := writeFiles(t, map[string]string{
+		"luamods.yaml": modulesConfig(1),
+		"m1.lua": `local M = {}
+function M.init(api)
+  api.register_gate_callbacks{ check = function(user) if user == "bad" then return false end return api.NOT_SPAM end }
+  api.register_test_callbacks{ run = function(cmd, key) return cmd .. ":" .. key end }
+end
+return M`,
+	})
+	eng, err := New(context.Background(), Options{ConfigPath: filepath.Join(dir, "luamods.yaml"), Catalog: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for user, want := range map[string]string{"good": `"chained:good"`, "bad": `["M_FORBIDDEN",{}]`} {
+		res, err := eng.Invoke(context.Background(), "gate.check", user)
+		if got, _ := luaapi.EncodeJSON(res); err != nil || string(got) != want {
+			t.Errorf("gate.check(%s) = %s, %v; want %s", user, got, err, want)
+		}
 	}
 }

@@ -24,10 +24,8 @@ func (g *Generation) Invoke(ctx context.Context, name string, args ...any) (any,
 		return g.invokeKeyed(ctx, cb, args)
 	}
 	res, err := g.combine(ctx, cb, g.hooks[name], args)
-	if err == nil && name == "spam_checker.federated_user_may_invite" && res == luaapi.NotSpam {
-		// Synapse then runs the user_may_invite chain for the invite.
-		ev, _ := first(args).(map[string]any)
-		return g.Invoke(ctx, "spam_checker.user_may_invite", ev["sender"], ev["state_key"], ev["room_id"])
+	if err == nil && cb.Then != "" && res == luaapi.NotSpam {
+		return g.Invoke(ctx, cb.Then, cb.ThenArgs(args)...)
 	}
 	return res, err
 }
