@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"luamods/internal/logbuf"
 )
 
 // loopbackClient allows the loopback test servers the default blocks.
@@ -209,24 +211,7 @@ func TestUtilities(t *testing.T) {
 	}
 }
 
-var testLog safeBuffer
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+var testLog logbuf.Buffer
 
 func TestBackgroundCalls(t *testing.T) {
 	s, _ := newTestState(t, apiModule(`
