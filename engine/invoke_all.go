@@ -27,7 +27,7 @@ func (g *Generation) InvokeAll(ctx context.Context, name string, args ...any) (i
 		return 0, fmt.Errorf("engine: %s cannot run in every module with %d arguments (%v)", name, len(args), cb.Args)
 	}
 	all := *cb
-	all.Combine, all.OnError = runAll, FailOpen
+	all.Combine, all.OnError = RunAll(), FailOpen
 	hooks := g.hooks[name]
 	if _, err := g.combine(ctx, &all, hooks, args); err != nil {
 		return 0, err
