@@ -143,3 +143,18 @@ func WithoutModule(err error) string {
 	c.Module = ""
 	return strings.Replace(err.Error(), se.Error(), c.Error(), 1)
 }
+
+// NewValueError returns an error raised in Lua as v, a JSON-like value
+// (a string, or a table such as {errcode = "M_FORBIDDEN", error = "..."}).
+// Fakes and hosts use it to fail a call with a structured error.
+func NewValueError(v any) error {
+	msg, ok := v.(string)
+	if !ok {
+		b, err := EncodeJSON(v)
+		if err != nil {
+			return fmt.Errorf("%v", v)
+		}
+		msg = string(b)
+	}
+	return &valueError{value: v, msg: msg}
+}

@@ -10,11 +10,11 @@ import (
 	"sync"
 )
 
-// fakeHost is the homeserver of a test: answers set by the test, calls
-// recorded for it to inspect.
+// fakeHost is the homeserver of a test: answers scripted by the test per
+// method, calls recorded for it to inspect.
 type fakeHost struct {
 	mu      sync.Mutex
-	answers map[string]any
+	scripts map[string]*script[[]any, any]
 	calls   []hostCall
 }
 
@@ -23,20 +23,52 @@ type hostCall struct {
 	Args   []any  `json:"args"`
 }
 
-func (h *fakeHost) CallHost(_ context.Context, method string, args []any) (any, error) {
+func (h *fakeHost) CallHost(ctx context.Context, method string, args []any) (any, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.calls = append(h.calls, hostCall{Method: method, Args: args})
-	if v, ok := h.answers[method]; ok {
-		return v, nil
+	var r responder[[]any, any]
+	var err error
+	ok := false
+	if sc := h.scripts[method]; sc != nil {
+		r, err, ok = sc.next()
 	}
-	return nil, fmt.Errorf("the fake homeserver has no answer for %s (set one with m.host:answer(%q, value))", method, method)
+	h.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("the fake homeserver has no answer for %s (set one with m.host:answer(%q, value))", method, method)
+	case err != nil:
+		return nil, err
+	}
+	return r(ctx, args)
 }
 
-func (h *fakeHost) answer(method string, v any) {
+// script returns the script of method, made on first use. Lock held.
+func (h *fakeHost) script(method string) *script[[]any, any] {
+	if h.scripts == nil {
+		h.scripts = map[string]*script[[]any, any]{}
+	}
+	sc := h.scripts[method]
+	if sc == nil {
+		sc = &script[[]any, any]{}
+		h.scripts[method] = sc
+	}
+	return sc
+}
+
+// answer sets what method answers: rs[0] every time (repeat), or rs in
+// sequence.
+func (h *fakeHost) answer(method string, rs []responder[[]any, any], repeat bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.answers[method] = v
+	h.script(method).answer(rs, repeat)
+}
+
+// fail makes method's next times calls fail with err (every call when
+// times < 1).
+func (h *fakeHost) fail(method string, err error, times int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.script(method).fail(err, times)
 }
 
 func (h *fakeHost) recorded(method string) []hostCall {
@@ -51,11 +83,11 @@ func (h *fakeHost) recorded(method string) []hostCall {
 	return out
 }
 
-// fakeHTTP answers outbound requests with canned responses per method and
-// URL, and records them.
+// fakeHTTP answers outbound requests as scripted per method and URL, and
+// records them.
 type fakeHTTP struct {
 	mu       sync.Mutex
-	answers  map[string]cannedResponse // "METHOD url"
+	scripts  map[string]*script[recordedRequest, cannedResponse] // "METHOD url"
 	requests []recordedRequest
 }
 
@@ -72,14 +104,36 @@ type recordedRequest struct {
 	Body    string            `json:"body"`
 }
 
-func (f *fakeHTTP) answer(method, url string, r cannedResponse) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.answers[strings.ToUpper(method)+" "+url] = r
+// script returns the script of method and url, made on first use. Lock held.
+func (f *fakeHTTP) script(method, url string) *script[recordedRequest, cannedResponse] {
+	key := strings.ToUpper(method) + " " + url
+	if f.scripts == nil {
+		f.scripts = map[string]*script[recordedRequest, cannedResponse]{}
+	}
+	sc := f.scripts[key]
+	if sc == nil {
+		sc = &script[recordedRequest, cannedResponse]{}
+		f.scripts[key] = sc
+	}
+	return sc
 }
 
-// RoundTrip answers from the canned responses: the full URL first, then the
-// URL without its query.
+func (f *fakeHTTP) answer(method, url string, rs []responder[recordedRequest, cannedResponse], repeat bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.script(method, url).answer(rs, repeat)
+}
+
+// fail makes the next times requests to method and url fail without an
+// answer, as a network failure does (every one when times < 1).
+func (f *fakeHTTP) fail(method, url string, err error, times int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.script(method, url).fail(err, times)
+}
+
+// RoundTrip answers as scripted: for the full URL first, then for the URL
+// without its query.
 func (f *fakeHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
@@ -89,24 +143,38 @@ func (f *fakeHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 	for k := range req.Header {
 		headers[strings.ToLower(k)] = req.Header.Get(k)
 	}
+	rec := recordedRequest{Method: req.Method, URL: req.URL.String(), Headers: headers, Body: string(body)}
 	f.mu.Lock()
-	f.requests = append(f.requests, recordedRequest{Method: req.Method, URL: req.URL.String(), Headers: headers, Body: string(body)})
-	r, ok := f.answers[req.Method+" "+req.URL.String()]
-	if !ok {
+	f.requests = append(f.requests, rec)
+	sc, found := f.scripts[req.Method+" "+req.URL.String()]
+	if !found {
 		u := *req.URL
 		u.RawQuery = ""
-		r, ok = f.answers[req.Method+" "+u.String()]
+		sc, found = f.scripts[req.Method+" "+u.String()]
+	}
+	var r responder[recordedRequest, cannedResponse]
+	var err error
+	ok := false
+	if found {
+		r, err, ok = sc.next()
 	}
 	f.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("the fake HTTP has no answer for %s %s (set one with m.http:answer)", req.Method, req.URL)
+	case err != nil:
+		return nil, err
+	}
+	cr, err := r(req.Context(), rec)
+	if err != nil {
+		return nil, err
 	}
 	resp := &http.Response{
-		StatusCode: r.status, Status: fmt.Sprintf("%d %s", r.status, http.StatusText(r.status)),
-		Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(r.body)), Request: req,
+		StatusCode: cr.status, Status: fmt.Sprintf("%d %s", cr.status, http.StatusText(cr.status)),
+		Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(cr.body)), Request: req,
 		ProtoMajor: 1, ProtoMinor: 1,
 	}
-	for k, v := range r.headers {
+	for k, v := range cr.headers {
 		resp.Header.Set(k, v)
 	}
 	return resp, nil

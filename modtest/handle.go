@@ -39,8 +39,8 @@ func (h *handle) close() {
 // homeserver, the network and the clock.
 func start(ctx context.Context, opts engine.Options) (*handle, error) {
 	h := &handle{
-		host:  &fakeHost{answers: map[string]any{}},
-		http:  &fakeHTTP{answers: map[string]cannedResponse{}},
+		host:  &fakeHost{},
+		http:  &fakeHTTP{},
 		clock: NewVirtualClock(),
 		logs:  &logbuf.Buffer{},
 	}
@@ -248,70 +248,6 @@ func (h *handle) parseRequest(L *lua.LState) (luaapi.AsyncFunc, error) {
 			return []lua.LValue{t}
 		}, nil
 	}, nil
-}
-
-// hostTable is m.host: answer(method, value...) and calls([method]).
-func (fr *fileRun) hostTable(L *lua.LState, h *handle) *lua.LTable {
-	t := L.CreateTable(0, 2)
-	t.RawSetString("answer", L.NewFunction(func(L *lua.LState) int {
-		method := L.CheckString(2)
-		vals, err := argsFrom(L, 3)
-		if err != nil {
-			L.RaiseError("host:answer: %v", err)
-		}
-		var v any
-		switch len(vals) {
-		case 0:
-		case 1:
-			v = vals[0]
-		default:
-			v = luaapi.Tuple(vals)
-		}
-		h.host.answer(method, v)
-		return 0
-	}))
-	t.RawSetString("calls", L.NewFunction(func(L *lua.LState) int {
-		L.Push(toLuaOrNil(L, h.host.recorded(L.OptString(2, ""))))
-		return 1
-	}))
-	return t
-}
-
-// httpTable is m.http: answer(method, url, {status=, json=, body=, headers=})
-// and requests().
-func (fr *fileRun) httpTable(L *lua.LState, h *handle) *lua.LTable {
-	t := L.CreateTable(0, 2)
-	t.RawSetString("answer", L.NewFunction(func(L *lua.LState) int {
-		method, url := L.CheckString(2), L.CheckString(3)
-		spec := L.OptTable(4, L.CreateTable(0, 0))
-		r := cannedResponse{status: 200, headers: map[string]string{}}
-		if n, ok := spec.RawGetString("status").(lua.LNumber); ok {
-			r.status = int(n)
-		}
-		if b, ok := spec.RawGetString("body").(lua.LString); ok {
-			r.body = []byte(b)
-		}
-		if j := spec.RawGetString("json"); j != lua.LNil {
-			v, err := luaapi.FromLua(j)
-			if err == nil {
-				r.body, err = luaapi.EncodeJSON(v)
-			}
-			if err != nil {
-				L.RaiseError("http:answer: json: %v", err)
-			}
-			r.headers["Content-Type"] = "application/json"
-		}
-		if hs, ok := spec.RawGetString("headers").(*lua.LTable); ok {
-			hs.ForEach(func(k, v lua.LValue) { r.headers[k.String()] = v.String() })
-		}
-		h.http.answer(method, url, r)
-		return 0
-	}))
-	t.RawSetString("requests", L.NewFunction(func(L *lua.LState) int {
-		L.Push(toLuaOrNil(L, h.http.recorded()))
-		return 1
-	}))
-	return t
 }
 
 // clockTable is m.clock: advance(seconds) fires the background calls that

@@ -87,6 +87,7 @@ type fileRun struct {
 	state   *luaapi.State
 	mu      sync.Mutex
 	handles []*handle // loaded by the current test; closed after it
+	fakes   int       // answer functions registered (owner goroutine only)
 }
 
 func (r *Runner) runFile(ctx context.Context, path string) (passed, failed int) {
