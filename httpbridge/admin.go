@@ -1,7 +1,6 @@
 package httpbridge
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -36,11 +35,10 @@ func (b *Bridge) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		if token == "" {
 			return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "The admin API is off: set admin_token or admin_token_file")
 		}
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		if !ok {
+		switch checkSecret(c.Request(), token, false) {
+		case secretMissing:
 			return matrixError(c, http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
-		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		case secretWrong:
 			return matrixError(c, http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "Unknown access token")
 		}
 		return next(c)

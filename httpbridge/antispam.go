@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"luamods/engine"
 	"luamods/luaapi"
 )
 
@@ -242,6 +243,13 @@ func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback,
 	}
 	res, err := b.eng.Invoke(c.Request().Context(), full, args...)
 	if err != nil {
+		// A module's error table (Synapse's SynapseError) is an answer for
+		// the client; any other failure is the module's fail_open's to decide.
+		if status, answer := engine.HTTPAnswer(err); status != http.StatusInternalServerError {
+			b.log.Info("http_antispam: denied by an error table", "callback", full, "status", status, "errcode", answer["errcode"], "request_id", id)
+			_ = c.JSON(status, answer)
+			return status
+		}
 		b.log.Error("http_antispam: callback failed; the module's fail_open decides", "callback", full, "request_id", id, "error", err.Error())
 		return plain(http.StatusInternalServerError, "luamods: "+full+" failed")
 	}

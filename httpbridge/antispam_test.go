@@ -53,6 +53,7 @@ function M.init(api)
     cbs[name] = function(...)
       local args = { ... }
       if mentions(args, "boom") then error("boom in " .. name) end
+      if mentions(args, "raise-a") then error({ status = 429, errcode = "M_LIMIT_EXCEEDED", error = "slow down" }) end
       if name == "check_username_for_spam" then return mentions(args, "deny-a") end
       if mentions(args, "deny-a") then return "M_LIMIT_EXCEEDED", { retry_after_ms = 5000, by = "a" } end
       if mentions(args, "msg-a") then return "M_FORBIDDEN", { error = "a says no" } end
@@ -233,7 +234,7 @@ func TestAntispamConformance(t *testing.T) {
 			url, eng := antispamServer(t, modules...)
 			seen := map[string]int{}
 			for _, cb := range antispamCallbacks {
-				for _, word := range []string{"ok", "deny-a", "msg-a", "deny-b", "code-b", "boom"} {
+				for _, word := range []string{"ok", "deny-a", "msg-a", "deny-b", "code-b", "boom", "raise-a"} {
 					for _, alt := range []bool{false, true} {
 						if alt && cb.name != "user_may_join_room" {
 							continue
@@ -255,7 +256,14 @@ func TestAntispamConformance(t *testing.T) {
 						if err != nil {
 							seen["failed"]++
 						}
+						errStatus, errBody := engine.HTTPAnswer(err)
 						switch {
+						case err != nil && errStatus != 500:
+							// An error table: Synapse in process answers the client
+							// with it; over HTTP it is a denial with the same body.
+							if want := (verdict{body: errBody}); got.String() != want.String() {
+								t.Errorf("%s: an error table gives %v over HTTP, %v in process", name, got, want)
+							}
 						case err != nil:
 							if status != 500 || strings.HasPrefix(header.Get("Content-Type"), "application/json") {
 								t.Errorf("%s: a module error must be a non-JSON 500, got %d %s: %s", name, status, header.Get("Content-Type"), answer)

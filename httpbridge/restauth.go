@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"luamods/engine"
 	"luamods/luaapi"
 )
 
@@ -101,7 +102,9 @@ func (b *Bridge) serveRestAuth(c echo.Context, id string) int {
 	res, err := b.eng.Invoke(c.Request().Context(), name, userID, "m.login.password", map[string]any{"password": password})
 	if err != nil {
 		b.log.Error("rest_auth: auth_checkers failed", "user", userID, "request_id", id, "error", err.Error())
-		return fail(http.StatusInternalServerError, "M_UNKNOWN", "auth_checkers failed (request "+id+")")
+		status, answer := engine.HTTPAnswer(err)
+		_ = c.JSON(status, answer)
+		return status
 	}
 	auth, mismatch := restAuthAnswer(userID, res)
 	if mismatch != "" {

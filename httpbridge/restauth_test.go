@@ -164,3 +164,24 @@ func TestRestAuthOffWithoutSecret(t *testing.T) {
 		t.Errorf("got %d %s", status, body)
 	}
 }
+
+// TestRestAuthMissingFields: a checker that needs more than the password
+// the provider sends is Synapse's 400 M_MISSING_PARAM, and does not run.
+func TestRestAuthMissingFields(t *testing.T) {
+	otp := `local M = {}
+function M.init(api)
+  api.register_password_auth_provider_callbacks{ auth_checkers = {
+    ["m.login.password"] = { fields = { "password", "otp" }, check = function(username) return username end },
+  } }
+end
+return M`
+	base, eng, _ := testServer(t, map[string]string{"otp.lua": otp,
+		"luamods.yaml": "rest_auth: {authorization: " + restSecret + "}\nmodules:\n  - module: otp.lua\n"})
+	status, _, body := do(t, "POST", base+restAuthPath, `{"user":{"id":"@a:x","password":"p"}}`, "Authorization", "Bearer "+restSecret)
+	if status != 400 || !strings.Contains(body, `"errcode":"M_MISSING_PARAM"`) || !strings.Contains(body, "otp") {
+		t.Errorf("got %d %s", status, body)
+	}
+	if n := callbackCalls(t, eng, "password_auth_provider.auth_checkers"); n != 0 {
+		t.Errorf("the checker ran %v times", n)
+	}
+}
