@@ -360,6 +360,15 @@ func TestAntispamBadInput(t *testing.T) {
 	if n := callbackCalls(t, eng, "spam_checker.user_may_join_room"); n != 1 {
 		t.Errorf("the good request counted %v calls, want 1", n)
 	}
+	_, _, metrics := do(t, "GET", strings.TrimSuffix(url, "/_luamods/v1/http_antispam")+"/metrics", "")
+	for _, want := range []string{
+		`luamods_route_requests_total{code="403",method="POST",route="/_luamods/v1/http_antispam/user_may_join_room"} 2`,
+		`luamods_route_requests_total{code="413",method="POST",route="/_luamods/v1/http_antispam/user_may_join_room"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // TestAntispamAsync: a callback the module sends async runs in every

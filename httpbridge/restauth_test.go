@@ -152,7 +152,7 @@ func TestRestAuthAnswers(t *testing.T) {
 	if n := callbackCalls(t, eng, "password_auth_provider.auth_checkers"); n != 4 {
 		t.Errorf("auth_checkers ran %v times, want 4", n)
 	}
-	if !strings.Contains(logs.String(), "a checker vouched for another user") {
+	if !strings.Contains(logs.String(), "a checker vouched for another user") || !strings.Contains(logs.String(), "request_id=") {
 		t.Errorf("the mismatch is not logged:\n%s", logs)
 	}
 }

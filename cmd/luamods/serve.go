@@ -92,6 +92,7 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 		changes = watchFiles(ctx, eng, time.Second)
 		log.Info("watching the configuration and scripts for changes")
 	}
+	logged := gen.Config // the config whose protocol endpoints the log last described
 	reload := func(reason string) {
 		report, err := eng.Reload(ctx)
 		switch {
@@ -105,6 +106,10 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 			if cfg.Listen != gen.Config.Listen {
 				log.Warn("listen changed: the new address takes effect at restart", "serving", gen.Config.Listen, "configured", cfg.Listen)
 			}
+			if (cfg.HTTPAntispam == nil) != (logged.HTTPAntispam == nil) || (cfg.RestAuth == nil) != (logged.RestAuth == nil) {
+				logProtocols(log, cfg)
+			}
+			logged = cfg
 		}
 	}
 	for {

@@ -63,6 +63,7 @@ func TestServeSpeaksSynapseProtocols(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "luamods.yaml"), []byte(config+"rest_auth: {authorization: rest-token}\n"), 0o644)
 	s.signal(syscall.SIGHUP)
 	s.waitLog("msg=reloaded", 1)
+	s.waitLog("homeserver protocol on", 3) // http_antispam at start; both after the reload
 	// The provider sends the secret as the password of its endpoint's userinfo.
 	code, body := post("/_matrix-internal/identity/v1/check_credentials", `{"user":{"id":"@a:x","password":"p"}}`, "Authorization", "Basic bHVhbW9kczpyZXN0LXRva2Vu")
 	if code != 200 || body != `{"auth":{"success":false}}` {
