@@ -3,7 +3,7 @@
 # with N trivial modules (one script each: init registers nothing) against
 # one with a single module, after it has loaded and sat idle. Repeats each
 # measurement.
-#   tools/bench/idle-memory.sh [modules=200] [repeats=3]
+#   [IDLE=seconds] tools/bench/idle-memory.sh [modules=200] [repeats=3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-200}
@@ -25,7 +25,7 @@ measure() {
   pid=$!
   echo "$pid" > "$work/pid"
   for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
-  sleep 3 # idle: let the runtime settle
+  sleep "${IDLE:-3}" # idle: let the runtime settle (IDLE=seconds)
   awk '/^VmRSS/ {print $2}' "/proc/$pid/status"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm "$work/pid"
