@@ -55,11 +55,7 @@ func (s *State) jsonTable() *lua.LTable {
 		return 1
 	}))
 	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
-		v, err := DecodeJSON([]byte(L.CheckString(1)))
-		if err != nil {
-			L.RaiseError("json.decode: %v", err)
-		}
-		lv, err := ToLua(L, v)
+		lv, err := DecodeJSONToLua(L, []byte(L.CheckString(1)))
 		if err != nil {
 			L.RaiseError("json.decode: %v", err)
 		}
