@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -47,6 +49,9 @@ type Engine struct {
 	compiler   *compiler
 	caches     *cachebridge.Store
 	modMetrics *moduleMetrics
+
+	idPrefix  string        // random per engine: request ids are unique across restarts
+	idCounter atomic.Uint64 // and cost no system call
 
 	current  atomic.Pointer[Generation]
 	reloadMu sync.Mutex // serialises Reload and Close
@@ -98,7 +103,10 @@ func newEngine(opts Options) *Engine {
 		opts.Clock = luaapi.RealClock{}
 	}
 	m := newMetrics(opts.Registry)
+	var prefix [4]byte
+	_, _ = rand.Read(prefix[:])
 	return &Engine{
+		idPrefix:   hex.EncodeToString(prefix[:]),
 		opts:       opts,
 		log:        opts.Logger,
 		catalog:    opts.Catalog,

@@ -72,6 +72,8 @@ type Route struct {
 	Methods []string                // nil: any method
 	Entries map[string]luaapi.Entry // method (or "*") → entry
 	Where   string
+
+	latency prometheus.Observer // the route's latency series
 }
 
 type hook struct {

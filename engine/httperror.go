@@ -14,7 +14,8 @@ import (
 type HTTPError struct {
 	Status int
 	Body   map[string]any
-	Err    error // the cause, for logs; may be nil
+	Header http.Header // extra response headers (Allow for a 405); may be nil
+	Err    error       // the cause, for logs; may be nil
 }
 
 // NewHTTPError is the answer status with {"errcode": errcode, "error": msg}.

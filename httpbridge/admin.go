@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"luamods/engine"
+	"luamods/luaapi"
 )
 
 // maxInvokeBody bounds the JSON arguments of an invoke request.
@@ -87,7 +88,7 @@ func DecodeArgs(data []byte) ([]any, error) {
 	}
 	args := make([]any, len(raw))
 	for i, r := range raw {
-		v, err := decodeJSON(r)
+		v, err := luaapi.DecodeJSON(r)
 		if err != nil {
 			return nil, err
 		}

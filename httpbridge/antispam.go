@@ -105,7 +105,7 @@ func antispamArgs(cb antispamCallback, body []byte) ([]any, error) {
 
 // jsonObject decodes a body that must be one JSON object.
 func jsonObject(body []byte) (map[string]any, error) {
-	v, err := decodeJSON(body)
+	v, err := luaapi.DecodeJSON(body)
 	if err != nil {
 		return nil, fmt.Errorf("the body is not JSON: %w", err)
 	}

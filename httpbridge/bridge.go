@@ -2,43 +2,28 @@ package httpbridge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	lua "github.com/yuin/gopher-lua"
 
 	"luamods/engine"
-	"luamods/luaapi"
 )
 
-// Bridge serves an engine's modules over HTTP.
+// Bridge serves an engine's modules over HTTP: an adapter between echo or
+// net/http and engine.Serve, engine.Invoke and engine.Reload.
 type Bridge struct {
-	eng       *engine.Engine
-	log       *slog.Logger
-	idPrefix  string        // random per bridge: request ids are unique across restarts
-	idCounter atomic.Uint64 // and cost no system call
-	latency   sync.Map      // route path → prometheus.Observer
-	requests  pendingRequests
+	eng *engine.Engine
+	log *slog.Logger
 }
 
 // New returns a bridge for eng.
 func New(eng *engine.Engine) *Bridge {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return &Bridge{eng: eng, log: eng.Logger(), idPrefix: hex.EncodeToString(b[:])}
+	return &Bridge{eng: eng, log: eng.Logger()}
 }
 
 // Mount registers everything on e: module web resources (a catch-all that
@@ -61,112 +46,39 @@ func (b *Bridge) MountResources(e *echo.Echo) {
 }
 
 // ServeResource answers a request with the module web resource whose path
-// is the request's path or the longest one above it.
+// is the request's path or the longest one above it (engine.Serve). The
+// client address is echo's RealIP.
 func (b *Bridge) ServeResource(c echo.Context) error {
-	gen, release := b.eng.Acquire()
-	defer release()
-	req := c.Request()
-	route, subpath, ok := gen.Match(req.URL.Path)
-	if !ok {
-		return matrixError(c, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
-	}
-	start := time.Now()
-	status := b.serveRoute(c, gen, route, subpath)
-	b.eng.Metrics().RouteRequests.WithLabelValues(route.Path, req.Method, strconv.Itoa(status)).Inc()
-	b.routeLatency(route.Path).Observe(time.Since(start).Seconds())
+	b.serve(c.Response(), c.Request(), c.RealIP())
 	return nil
 }
 
-func (b *Bridge) routeLatency(path string) prometheus.Observer {
-	if o, ok := b.latency.Load(path); ok {
-		return o.(prometheus.Observer)
+// ServeHTTP is the modules' web resources as an http.Handler, for net/http
+// or chi servers: mount it on the paths the modules serve (or "/"). The
+// client address is the connection's.
+func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	addr := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
 	}
-	o := b.eng.Metrics().RouteLatency.WithLabelValues(path)
-	b.latency.Store(path, o)
-	return o
+	b.serve(w, r, addr)
 }
 
-func (b *Bridge) serveRoute(c echo.Context, gen *engine.Generation, route *engine.Route, subpath string) int {
-	req := c.Request()
-	entry, ok := route.Entries[req.Method]
-	if !ok {
-		entry, ok = route.Entries["*"]
-	}
-	if !ok && req.Method == http.MethodHead {
-		entry, ok = route.Entries[http.MethodGet]
-	}
-	if !ok {
-		c.Response().Header().Set("Allow", allowHeader(route.Methods))
-		_ = matrixError(c, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Method not allowed")
-		return http.StatusMethodNotAllowed
-	}
-	limit := gen.Config.MaxRequestBody
-	if req.ContentLength > limit {
-		_ = matrixError(c, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
-		return http.StatusRequestEntityTooLarge
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		_ = matrixError(c, http.StatusBadRequest, "M_UNKNOWN", "Could not read the request body")
-		return http.StatusBadRequest
-	}
-	if int64(len(body)) > limit {
-		_ = matrixError(c, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
-		return http.StatusRequestEntityTooLarge
-	}
-	r := &request{
-		method: req.Method, path: req.URL.Path, subpath: subpath, query: req.URL.Query(),
-		headers: req.Header, body: body, remoteAddr: c.RealIP(), requestID: b.requestID(c),
-	}
-	var resp *response
-	var table *lua.LTable
-	defer func() {
-		if table != nil {
-			b.requests.remove(table)
-		}
-	}()
-	_, err = route.Module.State().Invoke(req.Context(), entry, func(L *lua.LState) ([]lua.LValue, error) {
-		table = r.toLua(L, &b.requests)
-		return []lua.LValue{table}, nil
-	}, func(_ *lua.LState, vals []lua.LValue) ([]any, error) {
-		var rerr error
-		resp, rerr = responseFromLua(vals[0])
-		return nil, rerr
+// serve hands the request to engine.Serve and writes its answer.
+func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, remoteAddr string) {
+	resp, _ := b.eng.Serve(r.Context(), &engine.WebRequest{
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
+		Body: r.Body, ContentLength: r.ContentLength, RemoteAddr: remoteAddr,
+		RequestID: r.Header.Get(echo.HeaderXRequestID),
 	})
-	if err != nil {
-		return b.handlerError(c, route, r, err)
-	}
-	h := c.Response().Header()
-	for k, vs := range resp.headers {
+	h := w.Header()
+	for k, vs := range resp.Header {
 		h[k] = vs
 	}
-	c.Response().WriteHeader(resp.status)
-	if req.Method != http.MethodHead {
-		_, _ = c.Response().Write(resp.body)
+	w.WriteHeader(resp.Status)
+	if len(resp.Body) > 0 {
+		_, _ = w.Write(resp.Body)
 	}
-	return resp.status
-}
-
-// handlerError answers for a failed handler with engine.HTTPAnswer: an
-// error table becomes its response (Synapse's SynapseError), anything else
-// a 500, and the log gets file:line and the request id.
-func (b *Bridge) handlerError(c echo.Context, route *engine.Route, r *request, err error) int {
-	status, body := engine.HTTPAnswer(err)
-	if status == http.StatusInternalServerError {
-		attrs := []any{"module", route.Module.Name, "path", r.path, "request_id", r.requestID, "error", err.Error()}
-		if se := (*luaapi.ScriptError)(nil); errors.As(err, &se) {
-			attrs = append(attrs, "where", se.Where())
-			if se.Traceback != "" {
-				attrs = append(attrs, "traceback", se.Traceback)
-			}
-		}
-		if errors.Is(err, errBadResponse) {
-			attrs = append(attrs, "handler", route.Where)
-		}
-		b.log.Error("web resource failed", attrs...)
-	}
-	_ = c.JSON(status, body)
-	return status
 }
 
 // answerError writes the answer engine.HTTPAnswer gives for err.
@@ -180,13 +92,10 @@ func matrixError(c echo.Context, status int, code, msg string) error {
 	return answerError(c, engine.NewHTTPError(status, code, msg))
 }
 
-// requestID is the client's X-Request-Id (when short), else a new one; the
-// answer carries it in X-Request-Id, and the log lines of the request too.
+// requestID is the engine's request id for c (the client's X-Request-Id
+// when usable), set on the answer too.
 func (b *Bridge) requestID(c echo.Context) string {
-	id := c.Request().Header.Get(echo.HeaderXRequestID)
-	if id == "" || len(id) > 64 || strings.ContainsAny(id, "\r\n") {
-		id = b.idPrefix + "-" + strconv.FormatUint(b.idCounter.Add(1), 10)
-	}
+	id := b.eng.RequestID(c.Request().Header.Get(echo.HeaderXRequestID))
 	c.Response().Header().Set(echo.HeaderXRequestID, id)
 	return id
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +70,5 @@ func checkSecret(req *http.Request, secret string, basic bool) secretCheck {
 // countRequest records a protocol request in the route metrics, as module
 // web resources are.
 func (b *Bridge) countRequest(route, method string, status int, start time.Time) {
-	b.eng.Metrics().RouteRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	b.routeLatency(route).Observe(time.Since(start).Seconds())
+	b.eng.ObserveRoute(route, method, status, time.Since(start))
 }

@@ -68,6 +68,7 @@ type State struct {
 
 	inflight atomic.Int64 // calls started and not yet finished
 	active   atomic.Int64 // calls, background ones too, not finished nor waiting on the clock (Active)
+	web      webRequests  // the requests behind request tables in flight (webrequest.go)
 
 	// Fields only the owner touches.
 	module      *lua.LTable

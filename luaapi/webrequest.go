@@ -1,0 +1,233 @@
+package luaapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Request is an HTTP request to a module's web resource, in Go values:
+// what the handler's request table is built from (design §5).
+type Request struct {
+	Method, Path, Subpath string
+	Query                 map[string][]string
+	Header                http.Header
+	Body                  []byte
+	RemoteAddr, RequestID string
+}
+
+// Response is a web resource's answer, in Go values.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// ErrBadResponse is the cause of a handler returning something that is not
+// a response.
+var ErrBadResponse = errors.New("bad response")
+
+// Serve calls the web resource handler key with the request table of r and
+// reads its answer: {status=, json=}, {status=, body=, headers=}, or a
+// string (a 200 text/plain body).
+func (s *State) Serve(ctx context.Context, key Entry, r *Request) (*Response, error) {
+	var resp *Response
+	var table *lua.LTable
+	_, err := s.Invoke(ctx, key, func(L *lua.LState) ([]lua.LValue, error) {
+		table = r.toLua(L, &s.web)
+		return []lua.LValue{table}, nil
+	}, func(_ *lua.LState, vals []lua.LValue) ([]any, error) {
+		var rerr error
+		resp, rerr = responseFromLua(vals[0])
+		return nil, rerr
+	})
+	if table != nil {
+		s.web.remove(table)
+	}
+	return resp, err
+}
+
+// requestMetaKey is the registry key of the request tables' metatable.
+const requestMetaKey = "luamods.request"
+
+// toLua builds the request table (design §5). method, path, subpath,
+// query (name → first value), body, remote_addr and request_id are set at
+// once; headers (lower-case names), query_all and json (when the body is
+// JSON) are built the first time the handler reads them, during the call,
+// so a handler that does not read them does not pay for them.
+func (r *Request) toLua(L *lua.LState, pending *webRequests) *lua.LTable {
+	t := L.CreateTable(0, 10)
+	t.RawSetString("method", lua.LString(r.Method))
+	t.RawSetString("path", lua.LString(r.Path))
+	t.RawSetString("subpath", lua.LString(r.Subpath))
+	t.RawSetString("body", lua.LString(r.Body))
+	t.RawSetString("remote_addr", lua.LString(r.RemoteAddr))
+	t.RawSetString("request_id", lua.LString(r.RequestID))
+	q := L.CreateTable(0, len(r.Query))
+	for k, vs := range r.Query {
+		if len(vs) > 0 {
+			q.RawSetString(k, lua.LString(vs[0]))
+		}
+	}
+	t.RawSetString("query", q)
+	reg := L.Get(lua.RegistryIndex)
+	meta, ok := L.GetField(reg, requestMetaKey).(*lua.LTable)
+	if !ok {
+		meta = L.CreateTable(0, 2)
+		meta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+			t := L.CheckTable(1)
+			key := L.CheckString(2)
+			req := pending.get(t)
+			if req == nil {
+				return 0
+			}
+			v := req.lazyField(L, key)
+			if v != lua.LNil {
+				t.RawSetString(key, v)
+			}
+			L.Push(v)
+			return 1
+		}))
+		L.SetField(reg, requestMetaKey, meta)
+	}
+	t.Metatable = meta
+	pending.put(t, r)
+	return t
+}
+
+// webRequests finds the request behind a request table during its call.
+type webRequests struct {
+	mu sync.Mutex
+	m  map[*lua.LTable]*Request
+}
+
+func (p *webRequests) put(t *lua.LTable, r *Request) {
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = make(map[*lua.LTable]*Request)
+	}
+	p.m[t] = r
+	p.mu.Unlock()
+}
+
+func (p *webRequests) get(t *lua.LTable) *Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[t]
+}
+
+func (p *webRequests) remove(t *lua.LTable) {
+	p.mu.Lock()
+	delete(p.m, t)
+	p.mu.Unlock()
+}
+
+// lazyField builds headers, query_all or json on first use.
+func (r *Request) lazyField(L *lua.LState, key string) lua.LValue {
+	switch key {
+	case "headers":
+		h := L.CreateTable(0, len(r.Header))
+		for k, vs := range r.Header {
+			h.RawSetString(strings.ToLower(k), lua.LString(strings.Join(vs, ", ")))
+		}
+		return h
+	case "query_all":
+		qa := L.CreateTable(0, len(r.Query))
+		for k, vs := range r.Query {
+			all := L.CreateTable(len(vs), 0)
+			for _, v := range vs {
+				all.Append(lua.LString(v))
+			}
+			qa.RawSetString(k, all)
+		}
+		return qa
+	case "json":
+		if !looksJSON(r.Header.Get("Content-Type"), r.Body) {
+			return lua.LNil
+		}
+		v, err := DecodeJSON(r.Body)
+		if err != nil {
+			return lua.LNil
+		}
+		lv, err := ToLua(L, v)
+		if err != nil {
+			return lua.LNil
+		}
+		return lv
+	}
+	return lua.LNil
+}
+
+func looksJSON(contentType string, body []byte) bool {
+	if len(body) == 0 {
+		return false
+	}
+	if strings.HasPrefix(contentType, "application/json") || strings.HasSuffix(strings.Split(contentType, ";")[0], "+json") {
+		return true
+	}
+	return contentType == "" && (body[0] == '{' || body[0] == '[')
+}
+
+// responseFromLua reads {status=, json=} or {status=, body=, headers=}.
+// A bare string is a 200 text/plain body.
+func responseFromLua(v lua.LValue) (*Response, error) {
+	if s, ok := v.(lua.LString); ok {
+		return &Response{Status: 200, Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: []byte(s)}, nil
+	}
+	t, ok := v.(*lua.LTable)
+	if !ok {
+		return nil, fmt.Errorf("%w: the handler returned a %s, not a table like {status = 200, json = {...}}", ErrBadResponse, v.Type())
+	}
+	resp := &Response{Status: 200, Header: http.Header{}}
+	switch st := t.RawGetString("status").(type) {
+	case *lua.LNilType:
+	case lua.LNumber:
+		resp.Status = int(st)
+		if resp.Status < 100 || resp.Status > 599 || float64(st) != float64(resp.Status) {
+			return nil, fmt.Errorf("%w: status %v is not an HTTP status", ErrBadResponse, st)
+		}
+	default:
+		return nil, fmt.Errorf("%w: status must be a number, not a %s", ErrBadResponse, st.Type())
+	}
+	if hs, ok := t.RawGetString("headers").(*lua.LTable); ok {
+		var bad error
+		hs.ForEach(func(k, v lua.LValue) {
+			name, value := k.String(), v.String()
+			if strings.ContainsAny(name, "\r\n: ") || strings.ContainsAny(value, "\r\n") || name == "" {
+				bad = fmt.Errorf("%w: header %q would break the HTTP response", ErrBadResponse, name)
+				return
+			}
+			resp.Header.Add(name, value)
+		})
+		if bad != nil {
+			return nil, bad
+		}
+	}
+	if j := t.RawGetString("json"); j != lua.LNil {
+		b, err := EncodeLuaJSON(j)
+		if err != nil {
+			return nil, fmt.Errorf("%w: json: %v", ErrBadResponse, err)
+		}
+		resp.Body = b
+		if resp.Header.Get("Content-Type") == "" {
+			resp.Header.Set("Content-Type", "application/json")
+		}
+		return resp, nil
+	}
+	switch b := t.RawGetString("body").(type) {
+	case *lua.LNilType:
+	case lua.LString:
+		resp.Body = []byte(b)
+	default:
+		return nil, fmt.Errorf("%w: body must be a string, not a %s (use json = ... for data)", ErrBadResponse, b.Type())
+	}
+	if resp.Header.Get("Content-Type") == "" && len(resp.Body) > 0 {
+		resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	return resp, nil
+}
