@@ -58,8 +58,11 @@ func TestDecodeJSONToLuaKeepsDocumentOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	lv.(*lua.LTable).ForEach(func(k, _ lua.LValue) { keys = append(keys, k.String()) })
+	var keys []string // in pairs order (ForEach walks Go's map)
+	tbl := lv.(*lua.LTable)
+	for k, _ := tbl.Next(lua.LNil); k != lua.LNil; k, _ = tbl.Next(k) {
+		keys = append(keys, k.String())
+	}
 	if strings.Join(keys, ",") != "z,a,m" {
 		t.Fatalf("keys in order %v", keys)
 	}
