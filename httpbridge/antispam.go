@@ -244,8 +244,9 @@ func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback,
 	res, err := b.eng.Invoke(c.Request().Context(), full, args...)
 	if err != nil {
 		// A module's error table (Synapse's SynapseError) is an answer for
-		// the client; any other failure is the module's fail_open's to decide.
-		if status, answer := engine.HTTPAnswer(err); status != http.StatusInternalServerError {
+		// the client; any other failure (an error, a timeout, an overload)
+		// is the module's fail_open's to decide.
+		if status, answer, ok := errorTable(err); ok {
 			b.log.Info("http_antispam: denied by an error table", "callback", full, "status", status, "errcode", answer["errcode"], "request_id", id)
 			_ = c.JSON(status, answer)
 			return status
@@ -263,4 +264,14 @@ func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback,
 	}
 	_ = c.JSON(status, answer)
 	return status
+}
+
+// errorTable is the answer for an error table a module raised
+// ({status=, errcode=, error=}), and false for any other error.
+func errorTable(err error) (int, map[string]any, bool) {
+	if se := (*luaapi.ScriptError)(nil); !errors.As(err, &se) {
+		return 0, nil, false
+	}
+	status, answer := engine.HTTPAnswer(err)
+	return status, answer, status != http.StatusInternalServerError
 }

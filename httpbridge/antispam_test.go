@@ -391,6 +391,25 @@ func TestAntispamAsync(t *testing.T) {
 	}
 }
 
+// TestAntispamTimeoutIsPlain500: a module stopped at its deadline leaves
+// the decision to the module's fail_open.
+func TestAntispamTimeoutIsPlain500(t *testing.T) {
+	loop := `local M = {}
+function M.init(api)
+  api.register_spam_checker_callbacks{ user_may_invite = function() while true do end end }
+end
+return M`
+	base, _, logs := testServer(t, map[string]string{"loop.lua": loop,
+		"luamods.yaml": "http_antispam: {authorization: " + antispamToken + "}\nmodules:\n  - module: loop.lua\n    timeout: 200ms\n"})
+	status, header, body := post(t, base+"/_luamods/v1/http_antispam/user_may_invite", map[string]any{"inviter": "@a:x", "invitee": "@b:x", "room_id": "!r:x"})
+	if status != 500 || !strings.HasPrefix(header.Get("Content-Type"), "text/plain") || !strings.Contains(body, "spam_checker.user_may_invite failed") {
+		t.Errorf("got %d %s %q", status, header.Get("Content-Type"), body)
+	}
+	if !strings.Contains(logs.String(), "the module's fail_open decides") || !strings.Contains(logs.String(), "request_id=") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
+
 func TestAntispamOffWithoutSecret(t *testing.T) {
 	base, _, _ := testServer(t, map[string]string{"luamods.yaml": "modules: []\n"})
 	status, header, body := do(t, "POST", base+"/_luamods/v1/http_antispam/user_may_invite", `{}`, "Authorization", "Bearer x")
