@@ -22,6 +22,7 @@ type Config struct {
 	Path           string         // the file it was read from; module paths are relative to its folder
 	ServerName     string         // server_name → api.server_name
 	PublicBaseURL  string         // public_baseurl → api.public_baseurl
+	WorkerName     string         // worker_name → api.worker_name; "" (nil in Lua) on the main process
 	Listen         string         // listen; default 127.0.0.1:8008
 	AdminToken     string         // admin_token, or read from admin_token_file
 	ModulePath     []string       // module_path: folders searched for dotted module names; default the config's folder
@@ -128,7 +129,7 @@ func itemName(i int) string { return "<item " + strconv.Itoa(i) + ">" }
 var topLevelKeys = []string{
 	"server_name", "public_baseurl", "listen", "admin_token", "admin_token_file", "module_path",
 	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "modules",
-	"http_antispam", "rest_auth",
+	"http_antispam", "rest_auth", "worker_name",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -165,6 +166,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.ServerName = p.str(v, at)
 		case "public_baseurl":
 			cfg.PublicBaseURL = p.str(v, at)
+		case "worker_name":
+			cfg.WorkerName = p.str(v, at)
 		case "listen":
 			cfg.Listen = p.str(v, at)
 		case "admin_token":
@@ -490,6 +493,9 @@ func resolveModule(dir string, modulePath []string, name string) (string, error)
 }
 
 // suggest returns the candidate closest to s, if it is close enough.
+// Suggest returns the candidate closest to s (a likely typo of it), or "".
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
+
 func suggest(s string, candidates []string) string {
 	best, bestDist := "", 4
 	sorted := append([]string(nil), candidates...)

@@ -32,7 +32,9 @@ func (s *State) installAPI() {
 	api := L.CreateTable(0, 32)
 	api.RawSetString("server_name", lua.LString(env.ServerName))
 	api.RawSetString("public_baseurl", lua.LString(env.PublicBaseURL))
-	api.RawSetString("worker_name", lua.LNil)
+	if env.WorkerName != "" {
+		api.RawSetString("worker_name", lua.LString(env.WorkerName))
+	}
 	api.RawSetString("NOT_SPAM", lua.LString(NotSpam))
 	api.RawSetString("PRESENCE_ALL_USERS", lua.LString(PresenceAllUsers))
 

@@ -14,6 +14,7 @@ import (
 type Env struct {
 	ServerName    string
 	PublicBaseURL string
+	WorkerName    string             // api.worker_name; "" is nil (the main process)
 	Logger        *slog.Logger       // nil: slog.Default()
 	Host          Host               // homeserver-backed methods; nil: "no homeserver attached"
 	HTTP          *HTTPClient        // api.http_client; nil: every request fails

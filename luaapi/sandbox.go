@@ -130,13 +130,28 @@ const maxTableErrors = 256
 func (s *State) baseError(L *lua.LState) int {
 	obj := L.CheckAny(1)
 	level := L.OptInt(2, 1)
-	if t, ok := obj.(*lua.LTable); ok && level > 0 {
+	if level <= 0 {
+		L.Error(obj, level)
+		return 0
+	}
+	// Lua's level: 1 is the function that called error, 2 its caller. (gopher-lua's
+	// own error reports level 2 at level 1's line, so luamods positions it.)
+	where := L.Where(level)
+	if strings.HasPrefix(where, "[G]") { // a Go caller, such as pcall: no position, as in PUC Lua
+		where = ""
+	}
+	switch x := obj.(type) {
+	case *lua.LTable:
 		if len(s.tableErrors) >= maxTableErrors {
 			clear(s.tableErrors)
 		}
-		s.tableErrors[t] = trimWhere(L.Where(level))
+		s.tableErrors[x] = trimWhere(where)
+	case lua.LString:
+		if where != "" {
+			obj = lua.LString(where + " " + string(x))
+		}
 	}
-	L.Error(obj, level)
+	L.Error(obj, 0)
 	return 0
 }
 

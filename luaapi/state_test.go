@@ -311,3 +311,35 @@ return M`, nil)
 		t.Errorf("call after Close: %v", err)
 	}
 }
+
+// TestErrorLevels: error(msg, 2) names the caller's line, as in PUC Lua
+// (gopher-lua's own error names the callee's), and so do the errors of
+// waiting api functions (raised by their wrapper at level 2).
+func TestErrorLevels(t *testing.T) {
+	s, _ := newTestState(t, `local M = {}
+local function check(x) if not x then error("x is required", 2) end end
+function M.init(api)
+  api.register_spam_checker_callbacks{ run = function(kind)
+    if kind == "level2" then
+      check(false)
+    elseif kind == "async" then
+      api.http_client.get_json("http://127.0.0.1:1/")
+    end
+    return pcall(error, "from pcall", 2)
+  end }
+end
+return M`, nil)
+	for kind, want := range map[string]string{
+		"level2": "test.lua:6: x is required",
+		"async":  "test.lua:8: ",
+	} {
+		_, err := callRun(t, s, kind)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", kind, err, want)
+		}
+	}
+	got, err := callRun(t, s, "pcall")
+	if err != nil || fmt.Sprint(got) != "[false from pcall]" {
+		t.Errorf("error with a Go caller has no position: %v %v", got, err)
+	}
+}

@@ -59,8 +59,8 @@ func start(ctx context.Context, opts engine.Options) (*handle, error) {
 	return h, nil
 }
 
-// parseLoad is luamods.load(path [, config [, {server_name=, instances=, timeout=}]]):
-// one module, its path relative to the test file.
+// parseLoad is luamods.load(path [, config [, options]]): one module, its
+// path relative to the test file. The options are loadOptions.
 func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 	path := fr.resolve(L.CheckString(1))
 	config, err := luaapi.FromLua(L.Get(2))
@@ -70,23 +70,19 @@ func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 	if config == nil {
 		config = map[string]any{}
 	}
-	cfg := &engine.Config{ServerName: "example.com"}
-	mc := engine.ModuleConfig{Module: path, Config: config}
-	if opts, ok := L.Get(3).(*lua.LTable); ok {
-		if v, ok := opts.RawGetString("server_name").(lua.LString); ok {
-			cfg.ServerName = string(v)
-		}
-		if v, ok := opts.RawGetString("instances").(lua.LNumber); ok {
-			mc.Instances = int(v)
-		}
-		if v, ok := opts.RawGetString("timeout").(lua.LNumber); ok {
-			mc.Timeout = time.Duration(float64(v) * float64(time.Second))
-		}
-		if v, ok := opts.RawGetString("background_timeout").(lua.LNumber); ok {
-			mc.BackgroundTimeout = time.Duration(float64(v) * float64(time.Second))
-		}
+	opts, err := readOptions(L, 3, "luamods.load", moduleOptions())
+	if err != nil {
+		return nil, err
 	}
-	cfg.PublicBaseURL = "https://" + cfg.ServerName + "/"
+	cfg := &engine.Config{ServerName: DefaultServerName}
+	mc := engine.ModuleConfig{Module: path, Config: config}
+	applyServer(cfg, opts)
+	if _, ok := opts["public_baseurl"]; !ok {
+		cfg.PublicBaseURL = "https://" + cfg.ServerName + "/"
+	}
+	if err := applyModule(&mc, opts); err != nil {
+		return nil, err
+	}
 	cfg.Modules = []engine.ModuleConfig{mc}
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
 		h, err := start(ctx, engine.Options{Config: cfg})
@@ -98,11 +94,22 @@ func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 	}, nil
 }
 
-// parseLoadConfig is luamods.load_config(path): a whole configuration file.
+// parseLoadConfig is luamods.load_config(path [, options]): a whole
+// configuration file; server_name, public_baseurl and worker_name override
+// the file's.
 func (fr *fileRun) parseLoadConfig(L *lua.LState) (luaapi.AsyncFunc, error) {
 	path := fr.resolve(L.CheckString(1))
+	opts, err := readOptions(L, 2, "luamods.load_config", serverOptions)
+	if err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-		h, err := start(ctx, engine.Options{ConfigPath: path})
+		cfg, err := engine.LoadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		applyServer(cfg, opts)
+		h, err := start(ctx, engine.Options{Config: cfg})
 		if err != nil {
 			return nil, err
 		}
