@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+
+	"luamods/luaapi"
 )
 
 // Policy is what a module's error does to an invocation (synapse-modules.md
@@ -61,6 +63,8 @@ type Callback struct {
 	Then string
 	// ThenArgs builds Then's arguments from this callback's.
 	ThenArgs func(args []any) []any
+
+	spec luaapi.CallbackSpec // what a call needs, set by Catalog.Add
 }
 
 // FullName is "category.name", as Invoke takes it.
@@ -106,6 +110,7 @@ func (c *Catalog) Add(cat *Category) error {
 	}
 	for _, cb := range cat.Callbacks {
 		cb.Category = cat.Name
+		cb.spec = luaapi.CallbackSpec{Name: cb.FullName(), Args: cb.Args, Mutates: cb.Mutates}
 		if cb.Combine.Step == nil || cb.Combine.Start == nil {
 			return fmt.Errorf("engine: callback %s has no combiner", cb.FullName())
 		}

@@ -46,7 +46,7 @@ type Engine struct {
 	log        *slog.Logger
 	catalog    *Catalog
 	metrics    *Metrics
-	compiler   *compiler
+	compiler   *luaapi.Compiler
 	caches     *cachebridge.Store
 	modMetrics *moduleMetrics
 
@@ -111,7 +111,7 @@ func newEngine(opts Options) *Engine {
 		log:        opts.Logger,
 		catalog:    opts.Catalog,
 		metrics:    m,
-		compiler:   newCompiler(),
+		compiler:   luaapi.NewCompiler(),
 		modMetrics: newModuleMetrics(opts.Registry),
 		caches:     cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	lua "github.com/yuin/gopher-lua"
 
 	"luamods/cachebridge"
 	"luamods/luaapi"
@@ -309,7 +308,7 @@ func (e *Engine) httpClient(cfg *Config) (*luaapi.HTTPClient, error) {
 // its states, registering into g.
 func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig, http *luaapi.HTTPClient, predecessor *Module) (*Module, error) {
 	item := []string{"modules", itemName(mc.Item)}
-	proto, hash, err := e.compiler.compile(mc.File)
+	chunk, hash, err := e.compiler.Compile(mc.File)
 	if err != nil {
 		return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("module '%s' does not compile", mc.Module), Causes: []string{err.Error()}}
 	}
@@ -335,7 +334,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Catalog:       e.catalog,
 		Caches:        cacheProvider{m.caches},
 		Metrics:       e.modMetrics.provider(mc.Module),
-		Compile:       m.deps.compiler(e.compiler),
+		Compile:       e.compiler.Recording(m.deps.record),
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{
@@ -347,7 +346,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 			return nil, err
 		}
 		m.states = append(m.states, s)
-		if err := e.startState(ctx, g, m, s, proto, i); err != nil {
+		if err := e.startState(ctx, g, m, s, chunk, i); err != nil {
 			closeStates(m.states)
 			return nil, err
 		}
@@ -369,7 +368,7 @@ func (e *Engine) sameModule(old *Module, mc ModuleConfig) bool {
 		old.Config.Unsandboxed != mc.Unsandboxed || canonical(old.Config.Config) != canonical(mc.Config) {
 		return false
 	}
-	_, hash, err := e.compiler.compile(mc.File)
+	_, hash, err := e.compiler.Compile(mc.File)
 	return err == nil && hash == old.Hash && old.deps.unchanged()
 }
 
@@ -381,21 +380,14 @@ type dependencies struct {
 	files map[string]string
 }
 
-// compiler returns the module's require compiler: the engine's, recording
-// what it loads.
-func (d *dependencies) compiler(c *compiler) func(path string) (*lua.FunctionProto, error) {
-	return func(path string) (*lua.FunctionProto, error) {
-		proto, hash, err := c.compile(path)
-		if err == nil {
-			d.mu.Lock()
-			if d.files == nil {
-				d.files = map[string]string{}
-			}
-			d.files[path] = hash
-			d.mu.Unlock()
-		}
-		return proto, err
+// record notes a file the module required, with its hash as loaded.
+func (d *dependencies) record(path, hash string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.files == nil {
+		d.files = map[string]string{}
 	}
+	d.files[path] = hash
 }
 
 // unchanged reports whether every required file still has its hash.
@@ -403,7 +395,7 @@ func (d *dependencies) unchanged() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for path, hash := range d.files {
-		if fileHash(path) != hash {
+		if luaapi.FileHash(path) != hash {
 			return false
 		}
 	}
@@ -422,10 +414,10 @@ func moduleIdentity(mc ModuleConfig, hash string) string {
 	return fmt.Sprintf("%s|%s|%s", mc.Module, hash, canonical(mc.Config))
 }
 
-func (e *Engine) startState(ctx context.Context, g *Generation, m *Module, s *luaapi.State, proto *lua.FunctionProto, instance int) error {
+func (e *Engine) startState(ctx context.Context, g *Generation, m *Module, s *luaapi.State, chunk *luaapi.Chunk, instance int) error {
 	mc := m.Config
 	item := []string{"modules", itemName(mc.Item)}
-	if err := s.Load(ctx, proto); err != nil {
+	if err := s.Load(ctx, chunk); err != nil {
 		return &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("Failed to load module '%s'", mc.Module), Causes: []string{luaapi.WithoutModule(err)}}
 	}
 	if err := s.ParseConfig(ctx, mc.Config); err != nil {

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"time"
 
-	lua "github.com/yuin/gopher-lua"
-
 	"luamods/luaapi"
 )
 
@@ -138,47 +136,9 @@ func (e *MissingParamsError) Error() string {
 // call runs one module's callback and records its metrics. mutated is the
 // argument cb.Mutates as the module left it.
 func (g *Generation) call(ctx context.Context, cb *Callback, h hook, args []any) (ret []any, mutated any, err error) {
-	name := cb.FullName()
 	h.metrics.inflight.Inc()
 	start := time.Now()
-	var mutable *lua.LTable
-	ret, err = h.module.State().Invoke(ctx, h.reg.Entry, func(L *lua.LState) ([]lua.LValue, error) {
-		lv := make([]lua.LValue, len(cb.Args))
-		for i := range lv {
-			lv[i] = lua.LNil
-			if i < len(args) {
-				v, err := luaapi.ToLua(L, args[i])
-				if err != nil {
-					return nil, fmt.Errorf("argument %s: %w", cb.Args[i], err)
-				}
-				lv[i] = v
-			}
-		}
-		if cb.Mutates > 0 {
-			mutable, _ = lv[cb.Mutates-1].(*lua.LTable)
-		}
-		return lv, nil
-	}, func(L *lua.LState, vals []lua.LValue) ([]any, error) {
-		out := make([]any, len(vals))
-		for i, v := range vals {
-			if v.Type() == lua.LTFunction {
-				continue // on_login callbacks stay in Lua
-			}
-			gv, err := luaapi.FromLua(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s returned an invalid value %d: %w", name, i+1, err)
-			}
-			out[i] = gv
-		}
-		if mutable != nil {
-			gv, err := luaapi.FromLua(mutable)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", name, cb.Args[cb.Mutates-1], err)
-			}
-			mutated = gv
-		}
-		return out, nil
-	})
+	ret, mutated, err = h.module.State().InvokeCallback(ctx, h.reg.Entry, &cb.spec, args)
 	h.metrics.inflight.Dec()
 	h.metrics.latency.Observe(time.Since(start).Seconds())
 	h.metrics.calls.Inc()

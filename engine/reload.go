@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"luamods/luaapi"
 )
 
 // ReloadReport says what a reload changed.
@@ -181,11 +183,11 @@ func diffNames(before, after []string) Diff {
 // required). `luamods serve --watch` polls it.
 func (e *Engine) Stale() bool {
 	gen := e.current.Load()
-	if e.opts.ConfigPath != "" && fileHash(e.opts.ConfigPath) != contentHash(gen.Config.raw) {
+	if e.opts.ConfigPath != "" && luaapi.FileHash(e.opts.ConfigPath) != luaapi.ContentHash(gen.Config.raw) {
 		return true
 	}
 	for _, m := range gen.Modules {
-		if fileHash(m.File) != m.Hash || !m.deps.unchanged() {
+		if luaapi.FileHash(m.File) != m.Hash || !m.deps.unchanged() {
 			return true
 		}
 	}
@@ -199,10 +201,10 @@ func (e *Engine) Fingerprint() string {
 	gen := e.current.Load()
 	h := sha256.New()
 	if e.opts.ConfigPath != "" {
-		fmt.Fprintf(h, "%s=%s\n", e.opts.ConfigPath, fileHash(e.opts.ConfigPath))
+		fmt.Fprintf(h, "%s=%s\n", e.opts.ConfigPath, luaapi.FileHash(e.opts.ConfigPath))
 	}
 	for _, m := range gen.Modules {
-		fmt.Fprintf(h, "%s=%s\n", m.File, fileHash(m.File))
+		fmt.Fprintf(h, "%s=%s\n", m.File, luaapi.FileHash(m.File))
 		m.deps.mu.Lock()
 		paths := make([]string, 0, len(m.deps.files))
 		for p := range m.deps.files {
@@ -211,7 +213,7 @@ func (e *Engine) Fingerprint() string {
 		m.deps.mu.Unlock()
 		sort.Strings(paths)
 		for _, p := range paths {
-			fmt.Fprintf(h, "%s=%s\n", p, fileHash(p))
+			fmt.Fprintf(h, "%s=%s\n", p, luaapi.FileHash(p))
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

@@ -308,7 +308,7 @@ func TestRequireFromOwnFolder(t *testing.T) {
       if kind == "missing" then return require("nope") end
       return require("broken")`), "m.lua")
 	ctx := context.Background()
-	if err := s.Load(ctx, proto); err != nil {
+	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.ParseConfig(ctx, nil)

@@ -42,7 +42,7 @@ func backgroundState(t *testing.T, timeout, background time.Duration, obs *obser
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.Load(ctx, proto); err != nil {
+	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Init(ctx, &recorder{}); err != nil {

@@ -107,7 +107,7 @@ func BenchmarkNewState(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Load(ctx, proto); err != nil {
+		if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
 			b.Fatal(err)
 		}
 		if err := s.ParseConfig(ctx, map[string]any{}); err != nil {
@@ -139,7 +139,7 @@ func BenchmarkIdleStateMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			_ = s.Load(ctx, proto)
+			_ = s.Load(ctx, &Chunk{proto: proto})
 			_ = s.ParseConfig(ctx, map[string]any{})
 			_ = s.Init(ctx, &recorder{})
 			_, _ = s.Call(ctx, "cb:spam_checker.run", event20())

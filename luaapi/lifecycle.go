@@ -9,7 +9,8 @@ import (
 
 // Load runs the module's compiled chunk and checks that it returns a table
 // with an init function (design §2).
-func (s *State) Load(ctx context.Context, proto *lua.FunctionProto) error {
+func (s *State) Load(ctx context.Context, chunk *Chunk) error {
+	proto := chunk.proto
 	_, err := s.run(ctx, func(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {
 		return L.NewFunctionFromProto(proto), nil, nil
 	}, func(L *lua.LState, vals []lua.LValue) ([]any, error) {

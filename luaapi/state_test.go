@@ -64,7 +64,7 @@ func newTestState(t testing.TB, src string, env *Env) (*State, *recorder) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.Load(ctx, proto); err != nil {
+	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ParseConfig(ctx, map[string]any{"greeting": "hi"}); err != nil {
@@ -174,7 +174,7 @@ func TestDeadlineStopsRunawayAndStateSurvives(t *testing.T) {
 	defer s.Close()
 	proto, _ := Compile(evalModule(`if ... then while true do end end return "alive"`), "test.lua")
 	ctx := context.Background()
-	if err := s.Load(ctx, proto); err != nil {
+	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.ParseConfig(ctx, nil)

@@ -32,7 +32,7 @@ func templateState(t testing.TB, files map[string]string, body string) *State {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.Load(ctx, proto); err != nil {
+	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ParseConfig(ctx, nil); err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
-	lua "github.com/yuin/gopher-lua"
 
 	"luamods/engine"
 	"luamods/httpbridge"
@@ -390,8 +389,6 @@ func (r *repl) caches(name string) {
 // completer completes commands, the module's globals, and api fields.
 type completer struct{ r *repl }
 
-var luaKeywords = []string{"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"}
-
 func (c completer) Do(line []rune, pos int) ([][]rune, int) {
 	text := string(line[:pos])
 	start := strings.LastIndexFunc(text, func(r rune) bool {
@@ -413,45 +410,11 @@ func (c completer) Do(line []rune, pos int) ([][]rune, int) {
 	return out, len(word)
 }
 
-// names lists the completions of word's table prefix ("api." → api's keys).
+// names lists the completions of word in the module's state.
 func (c completer) names(word string) []string {
 	m := c.r.eng.Current().Module(c.r.module)
 	if m == nil {
 		return nil
 	}
-	prefix := ""
-	if i := strings.LastIndex(word, "."); i >= 0 {
-		prefix = word[:i+1]
-	}
-	var names []string
-	m.State().Do(context.Background(), func(L *lua.LState) {
-		var t *lua.LTable
-		switch prefix {
-		case "":
-			t = L.G.Global
-			names = append(names, luaKeywords...)
-			names = append(names, "api", "M")
-		case "api.":
-			for _, name := range m.State().APINames() { // api builds most fields on first read
-				names = append(names, prefix+name)
-			}
-			return
-		default:
-			v := L.GetGlobal(strings.Split(prefix, ".")[0])
-			for _, part := range strings.Split(strings.TrimSuffix(prefix, "."), ".")[1:] {
-				v = L.GetField(v, part)
-			}
-			t, _ = v.(*lua.LTable)
-		}
-		if t == nil {
-			return
-		}
-		t.ForEach(func(k, _ lua.LValue) {
-			if ks, ok := k.(lua.LString); ok {
-				names = append(names, prefix+string(ks))
-			}
-		})
-	})
-	sort.Strings(names)
-	return names
+	return m.State().Completions(context.Background(), word)
 }
