@@ -188,10 +188,7 @@ func (b *Bridge) antispam(c echo.Context) error {
 
 func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback, known bool, id string) int {
 	cfg := b.eng.Current().Config.HTTPAntispam
-	plain := func(status int, msg string) int {
-		_ = c.String(status, msg+" (request "+id+")\n")
-		return status
-	}
+	plain := func(status int, msg string) int { return plainAnswer(c, id, status, msg) }
 	if cfg == nil {
 		return plain(http.StatusNotFound, "luamods: the http_antispam endpoint is off: set http_antispam.authorization or authorization_path")
 	}
@@ -231,8 +228,21 @@ func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback,
 	if err != nil {
 		return plain(http.StatusBadRequest, "luamods: "+name+": "+err.Error())
 	}
+	return b.antispamVerdict(c, name, cb, args, cfg.Async[name], id)
+}
+
+// plainAnswer is a non-verdict answer: text, so the module's fail_open
+// decides and its log shows msg.
+func plainAnswer(c echo.Context, id string, status int, msg string) int {
+	_ = c.String(status, msg+" (request "+id+")\n")
+	return status
+}
+
+// antispamVerdict runs the callback and answers with its verdict.
+func (b *Bridge) antispamVerdict(c echo.Context, name string, cb antispamCallback, args []any, async bool, id string) int {
+	plain := func(status int, msg string) int { return plainAnswer(c, id, status, msg) }
 	full := "spam_checker." + name
-	if cfg.Async[name] {
+	if async {
 		// The module ignores the answer: no module misses the event.
 		if _, err := b.eng.InvokeAll(c.Request().Context(), full, args...); err != nil {
 			b.log.Error("http_antispam: async callback failed", "callback", full, "request_id", id, "error", err.Error())
