@@ -11,6 +11,11 @@ import (
 
 // Invoke runs the callback on this generation; see Engine.Invoke.
 func (g *Generation) Invoke(ctx context.Context, name string, args ...any) (any, error) {
+	return g.invoke(ctx, name, args, true)
+}
+
+// invoke runs the callback, and its Then callback when then is set.
+func (g *Generation) invoke(ctx context.Context, name string, args []any, then bool) (any, error) {
 	cb, ok := g.engine.catalog.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownCallback, name)
@@ -22,7 +27,7 @@ func (g *Generation) Invoke(ctx context.Context, name string, args ...any) (any,
 		return g.invokeKeyed(ctx, cb, args)
 	}
 	res, err := g.combine(ctx, cb, g.hooks[name], args)
-	if err == nil && cb.Then != "" && res == luaapi.NotSpam {
+	if err == nil && then && cb.Then != "" && res == luaapi.NotSpam {
 		return g.Invoke(ctx, cb.Then, cb.ThenArgs(args)...)
 	}
 	return res, err

@@ -251,7 +251,9 @@ func (b *Bridge) antispamVerdict(c echo.Context, name string, cb antispamCallbac
 		_ = c.JSON(http.StatusOK, map[string]any{})
 		return http.StatusOK
 	}
-	res, err := b.eng.Invoke(c.Request().Context(), full, args...)
+	// Synapse itself runs user_may_invite after federated_user_may_invite
+	// allows (over HTTP too, when it is enabled): not here as well.
+	res, err := b.eng.InvokeOnly(c.Request().Context(), full, args...)
 	if err != nil {
 		// A module's error table (Synapse's SynapseError) is an answer for
 		// the client; any other failure (an error, a timeout, an overload)

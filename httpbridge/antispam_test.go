@@ -410,6 +410,25 @@ return M`
 	}
 }
 
+// TestAntispamFederatedInvite: Synapse sends federated_user_may_invite,
+// then (when it allows) user_may_invite; each Lua callback runs once.
+func TestAntispamFederatedInvite(t *testing.T) {
+	url, eng := antispamServer(t, "a.lua")
+	invite, _ := moduleRequest("federated_user_may_invite", "ok", false)
+	if status, _, body := post(t, url+"/federated_user_may_invite", invite); status != 200 {
+		t.Fatalf("federated_user_may_invite: %d %s", status, body)
+	}
+	ev := invite["event"].(map[string]any)
+	if status, _, body := post(t, url+"/user_may_invite", map[string]any{"inviter": ev["sender"], "invitee": ev["state_key"], "room_id": ev["room_id"]}); status != 200 {
+		t.Fatalf("user_may_invite: %d %s", status, body)
+	}
+	for _, cb := range []string{"spam_checker.federated_user_may_invite", "spam_checker.user_may_invite"} {
+		if n := callbackCalls(t, eng, cb); n != 1 {
+			t.Errorf("%s ran %v times, want 1", cb, n)
+		}
+	}
+}
+
 func TestAntispamOffWithoutSecret(t *testing.T) {
 	base, _, _ := testServer(t, map[string]string{"luamods.yaml": "modules: []\n"})
 	status, header, body := do(t, "POST", base+"/_luamods/v1/http_antispam/user_may_invite", `{}`, "Authorization", "Bearer x")

@@ -34,3 +34,13 @@ func (g *Generation) InvokeAll(ctx context.Context, name string, args ...any) (i
 	}
 	return len(hooks), nil
 }
+
+// InvokeOnly is Invoke without the callback Synapse runs next
+// (Callback.Then: user_may_invite after federated_user_may_invite allows),
+// for a host that runs that one itself, as Synapse does when
+// synapse-http-antispam forwards both.
+func (e *Engine) InvokeOnly(ctx context.Context, name string, args ...any) (any, error) {
+	gen, release := e.Acquire()
+	defer release()
+	return gen.invoke(ctx, name, args, false)
+}

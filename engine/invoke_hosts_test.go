@@ -40,3 +40,25 @@ func TestInvokeAllRunsEveryModule(t *testing.T) {
 		t.Error("a keyed callback ran in every module")
 	}
 }
+
+func TestInvokeOnlySkipsThen(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "modules:\n  - module: a.lua\n",
+		"a.lua": moduleSource(reg{"spam_checker", "federated_user_may_invite", `return api.NOT_SPAM`},
+			reg{"spam_checker", "user_may_invite", `return "M_FORBIDDEN"`}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	invite := map[string]any{"sender": "@a:remote", "state_key": "@b:x", "room_id": "!r:remote"}
+	if res, err := eng.Invoke(ctx, "spam_checker.federated_user_may_invite", invite); err != nil || res == "NOT_SPAM" {
+		t.Fatalf("Invoke runs user_may_invite after: %v %v", res, err)
+	}
+	if res, err := eng.InvokeOnly(ctx, "spam_checker.federated_user_may_invite", invite); err != nil || res != "NOT_SPAM" {
+		t.Fatalf("InvokeOnly: %v %v", res, err)
+	}
+	if n := calls(eng, "spam_checker.user_may_invite", "a.lua"); n != 1 {
+		t.Errorf("user_may_invite ran %d times, want 1 (Invoke only)", n)
+	}
+}
