@@ -64,3 +64,36 @@ func BenchmarkRoute(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRealisticRoute serves tools/bench/compare.sh's realistic route
+// (tools/bench/realistic.lua, a 2 KB JSON POST) through echo without a
+// socket; compare.sh measures it against its native twin over loopback.
+func BenchmarkRealisticRoute(b *testing.B) {
+	module, err := filepath.Abs("../tools/bench/realistic.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, err := os.ReadFile("../tools/bench/realistic.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "luamods.yaml"), []byte("modules:\n  - module: "+module+"\n"), 0o644)
+	eng, err := engine.New(context.Background(), engine.Options{ConfigPath: filepath.Join(dir, "luamods.yaml"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(eng.Close)
+	e := echo.New()
+	New(eng).Mount(e)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/bench/realistic", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		e.ServeHTTP(rec, req)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"words":`) {
+			b.Fatal(rec.Code, rec.Body.String())
+		}
+	}
+}

@@ -50,17 +50,20 @@ func (c *callContext) cancel(err error) {
 	}
 }
 
-// watchdog cancels the calls of a state whose deadline has passed. Its
-// goroutine runs only while calls are in flight.
+// watchdog cancels the calls of a state whose deadline has passed. It
+// keeps one parked timer, set no later than the earliest deadline: a call
+// costs a heap push and pop, not a goroutine or a timer of its own. When
+// the timer fires early (the call it was set for ended), it is set again
+// for the earliest deadline left, if any.
 type watchdog struct {
-	mu      sync.Mutex
-	calls   deadlineHeap
-	running bool
-	closed  bool
-	wake    chan struct{}
+	mu     sync.Mutex
+	calls  deadlineHeap
+	timer  *time.Timer // made on the first call
+	armed  time.Time   // when timer fires; zero when it is stopped or has fired
+	closed bool
 }
 
-func newWatchdog() *watchdog { return &watchdog{wake: make(chan struct{}, 1)} }
+func newWatchdog() *watchdog { return &watchdog{} }
 
 // start returns the context of a call bounded by timeout and parent; stop
 // it when the call is over.
@@ -79,18 +82,21 @@ func (w *watchdog) start(parent context.Context, timeout time.Duration) *callCon
 		return c
 	}
 	heap.Push(&w.calls, c)
-	first := c.index == 0
-	if !w.running {
-		w.running = true
-		go w.loop()
-	} else if first {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+	if w.armed.IsZero() || c.deadline.Before(w.armed) {
+		w.arm(c.deadline)
 	}
 	w.mu.Unlock()
 	return c
+}
+
+// arm sets the timer to fire at deadline. Callers hold w.mu.
+func (w *watchdog) arm(deadline time.Time) {
+	w.armed = deadline
+	if w.timer == nil {
+		w.timer = time.AfterFunc(time.Until(deadline), w.fire)
+		return
+	}
+	w.timer.Reset(time.Until(deadline))
 }
 
 func (w *watchdog) stop(c *callContext) {
@@ -105,8 +111,8 @@ func (w *watchdog) stop(c *callContext) {
 	c.cancel(context.Canceled)
 }
 
-// close stops the watchdog's goroutine; calls started later get no deadline
-// (the state they would run in is gone).
+// close stops the timer; calls started later get no deadline (the state
+// they would run in is gone).
 func (w *watchdog) close() {
 	w.mu.Lock()
 	w.closed = true
@@ -114,46 +120,29 @@ func (w *watchdog) close() {
 		c.index = -1
 	}
 	w.calls = nil
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if w.timer != nil {
+		w.timer.Stop()
 	}
+	w.armed = time.Time{}
+	w.mu.Unlock()
 }
 
-func (w *watchdog) loop() {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		w.mu.Lock()
-		if w.closed {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		now := time.Now()
-		for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
-			c := heap.Pop(&w.calls).(*callContext)
-			c.cancel(context.DeadlineExceeded)
-		}
-		if len(w.calls) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		wait := w.calls[0].deadline.Sub(now)
-		w.mu.Unlock()
-		timer.Reset(wait)
-		select {
-		case <-timer.C:
-		case <-w.wake:
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-		}
+// fire cancels the calls whose deadline has passed and sets the timer for
+// the next one.
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.armed = time.Time{}
+	if w.closed {
+		return
+	}
+	now := time.Now()
+	for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
+		c := heap.Pop(&w.calls).(*callContext)
+		c.cancel(context.DeadlineExceeded)
+	}
+	if len(w.calls) > 0 {
+		w.arm(w.calls[0].deadline)
 	}
 }
 

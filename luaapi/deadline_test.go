@@ -1,0 +1,51 @@
+package luaapi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// expired waits (generously) for c's deadline and checks its error.
+func expired(t *testing.T, c *callContext) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call's deadline never came")
+	}
+	if !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", c.Err())
+	}
+}
+
+// TestWatchdogOneTimer: the watchdog's one timer serves deadlines set in
+// any order, earlier than the one it waits for or later, and calls that
+// end before theirs.
+func TestWatchdogOneTimer(t *testing.T) {
+	w := newWatchdog()
+	defer w.close()
+	ctx := context.Background()
+
+	long := w.start(ctx, time.Hour)
+	short := w.start(ctx, time.Millisecond) // earlier than the timer's: it is set again
+	expired(t, short)
+	if long.Err() != nil {
+		t.Fatalf("the hour-long call ended: %v", long.Err())
+	}
+	w.stop(long)
+
+	ended := w.start(ctx, 5*time.Millisecond) // the timer waits for this one...
+	w.stop(ended)                             // ...which ends first
+	later := w.start(ctx, 20*time.Millisecond)
+	expired(t, later) // the early firing set the timer again for this one
+	if !errors.Is(ended.Err(), context.Canceled) {
+		t.Fatalf("a stopped call's err = %v, want Canceled", ended.Err())
+	}
+
+	w.close()
+	if c := w.start(ctx, time.Millisecond); c.Err() != nil {
+		t.Fatalf("a call after close has err %v, want none (it gets no deadline)", c.Err())
+	}
+}
