@@ -33,6 +33,10 @@ type Config struct {
 	LogLevel       string         // log_level: debug, info, warn, error; default info
 	Modules        []ModuleConfig // modules, in order
 
+	// The Matrix homeserver luamods sits beside (docs/matrix.md).
+	Homeserver   *HomeserverConfig // homeserver: its APIs behind the api methods; nil: none
+	EmailAppName string            // email.app_name → api.email_app_name; default server_name
+
 	// The homeserver protocols (docs/synapse.md); nil means off.
 	HTTPAntispam *ProtocolConfig // http_antispam: synapse-http-antispam's endpoint
 	RestAuth     *ProtocolConfig // rest_auth: the REST password provider's endpoint
@@ -130,6 +134,7 @@ var topLevelKeys = []string{
 	"server_name", "public_baseurl", "listen", "admin_token", "admin_token_file", "module_path",
 	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "modules",
 	"http_antispam", "rest_auth", "worker_name",
+	"homeserver", "email",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -167,7 +172,7 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 		case "public_baseurl":
 			cfg.PublicBaseURL = p.str(v, at)
 		case "worker_name":
-			cfg.WorkerName = p.str(v, at)
+			cfg.WorkerName = p.optionalStr(v, at) // null: the main process
 		case "listen":
 			cfg.Listen = p.str(v, at)
 		case "admin_token":
@@ -199,6 +204,10 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.HTTPAntispam = p.protocol(v, at, dir)
 		case "rest_auth":
 			cfg.RestAuth = p.protocol(v, at, dir)
+		case "homeserver":
+			cfg.Homeserver = p.homeserver(v, at, dir)
+		case "email":
+			cfg.EmailAppName = p.email(v, at)
 		}
 	})
 	if tokenFile != "" {

@@ -326,6 +326,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		ServerName:    g.Config.ServerName,
 		PublicBaseURL: g.Config.PublicBaseURL,
 		WorkerName:    g.Config.WorkerName,
+		EmailAppName:  g.Config.EmailAppName,
 		Logger:        e.log, // the state adds module=
 		Background:    e.metrics.background(mc.Module),
 		Host:          e.opts.Host,

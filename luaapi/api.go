@@ -35,6 +35,7 @@ func (s *State) installAPI() {
 	if env.WorkerName != "" {
 		api.RawSetString("worker_name", lua.LString(env.WorkerName))
 	}
+	s.installMatrixFields(api)
 	api.RawSetString("NOT_SPAM", lua.LString(NotSpam))
 	api.RawSetString("PRESENCE_ALL_USERS", lua.LString(PresenceAllUsers))
 

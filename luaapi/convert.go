@@ -153,6 +153,11 @@ func fromLua(v lua.LValue, depth int) (any, error) {
 			return nil, ErrTooDeep
 		}
 		return tableFromLua(x, depth)
+	case *lua.LUserData:
+		if isJSONNull(x) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("luaapi: a %s cannot leave Lua (only nil, booleans, numbers, strings and tables of those)", v.Type())
 	default:
 		return nil, fmt.Errorf("luaapi: a %s cannot leave Lua (only nil, booleans, numbers, strings and tables of those)", v.Type())
 	}

@@ -25,6 +25,8 @@ type Env struct {
 	MaxStringSize int                // cap of string.rep results; 0: DefaultMaxStringSize
 	Background    BackgroundObserver // metrics of background work by description; nil: none
 
+	EmailAppName string // api.email_app_name; "": ServerName
+
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)
 }

@@ -50,6 +50,11 @@ func encodeLua(b *bytes.Buffer, v lua.LValue, depth int) error {
 			return ErrTooDeep
 		}
 		return encodeTable(b, x, depth)
+	case *lua.LUserData:
+		if !isJSONNull(x) {
+			return fmt.Errorf("luaapi: a %s cannot leave Lua (only nil, booleans, numbers, strings and tables of those)", v.Type())
+		}
+		b.WriteString("null")
 	default:
 		return fmt.Errorf("luaapi: a %s cannot leave Lua (only nil, booleans, numbers, strings and tables of those)", v.Type())
 	}

@@ -42,10 +42,13 @@ func trimWhere(w string) string {
 	return strings.TrimRight(w, ": ")
 }
 
-// jsonTable is api.json: encode(value), decode(string), array([t]).
+// jsonTable is api.json: encode(value), decode(string), array([t]),
+// is_array(v) and null.
 func (s *State) jsonTable() *lua.LTable {
 	L := s.L
-	t := L.CreateTable(0, 3)
+	t := L.CreateTable(0, 5)
+	t.RawSetString("null", jsonNullValue(L))
+	t.RawSetString("is_array", L.NewFunction(apiIsArray))
 	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
 		b, err := EncodeLuaJSON(L.Get(1))
 		if err != nil {

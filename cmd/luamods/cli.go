@@ -63,7 +63,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(), checkCmd(), callCmd(), reloadCmd(), replCmd(), testCmd(), versionCmd())
+	root.AddCommand(serveCmd(), checkCmd(), callCmd(), reloadCmd(), replCmd(), testCmd(), versionCmd(), registrationCmd())
 	// Usage errors, wherever cobra finds them, leave with exitUsage.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codedError{exitUsage, err} })
 	for _, c := range root.Commands() {
@@ -178,12 +178,7 @@ func reloadCmd() *cobra.Command {
 		Short: "Ask the running luamods serve to reload (POST /_luamods/v1/reload) and print the answer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, cleanup, err := src.resolve(cmd.ErrOrStderr(), false)
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			c, err := engine.LoadConfig(path)
+			c, err := src.load(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

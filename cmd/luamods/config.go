@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"luamods/engine"
 	"luamods/scripts"
 )
 
@@ -63,4 +64,15 @@ func (s configSource) resolve(stderr io.Writer, fallback bool) (path string, cle
 		return "", nil, err
 	}
 	return filepath.Join(dir, defaultConfigName), cleanup, nil
+}
+
+// load resolves and reads the configuration, for a command that needs only
+// its settings (not its modules).
+func (s configSource) load(stderr io.Writer) (*engine.Config, error) {
+	path, cleanup, err := s.resolve(stderr, false)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	return engine.LoadConfig(path)
 }
