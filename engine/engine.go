@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"luamods/cachebridge"
 	"luamods/luaapi"
+	"luamods/matrixhost"
 )
 
 // Version is luamods' version, set at build time with -ldflags.
@@ -57,6 +59,11 @@ type Engine struct {
 	reloadMu sync.Mutex // serialises Reload and Close
 	nextID   atomic.Uint64
 	closed   bool
+
+	// homeserver is the latest configuration's homeserver (nil: none);
+	// appservice receives its events for the engine's whole life.
+	homeserver atomic.Pointer[homeserverLink]
+	appservice *matrixhost.Receiver
 }
 
 // New loads the configuration (opts.Config, else the file at
@@ -72,21 +79,27 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		cfg, err = e.loadConfig()
 	}
 	if err != nil {
-		e.caches.Close()
+		e.abort()
 		return nil, err
 	}
 	if err := e.caches.Configure(redisOptions(cfg.Redis)); err != nil {
-		e.caches.Close()
+		e.abort()
 		return nil, err
 	}
 	gen, err := e.build(ctx, cfg, nil)
 	if err != nil {
-		e.caches.Close()
+		e.abort()
 		return nil, err
 	}
 	e.current.Store(gen)
 	e.metrics.generation.Set(float64(gen.ID))
 	return e, nil
+}
+
+// abort releases what newEngine started, for a New that fails.
+func (e *Engine) abort() {
+	e.appservice.Close(context.Background())
+	e.caches.Close()
 }
 
 func newEngine(opts Options) *Engine {
@@ -105,7 +118,7 @@ func newEngine(opts Options) *Engine {
 	m := newMetrics(opts.Registry)
 	var prefix [4]byte
 	_, _ = rand.Read(prefix[:])
-	return &Engine{
+	e := &Engine{
 		idPrefix:   hex.EncodeToString(prefix[:]),
 		opts:       opts,
 		log:        opts.Logger,
@@ -115,6 +128,8 @@ func newEngine(opts Options) *Engine {
 		modMetrics: newModuleMetrics(opts.Registry),
 		caches:     cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
 	}
+	e.appservice = matrixhost.NewReceiver(matrixhost.ReceiverOptions{Feed: appserviceFeed{e}, Logger: opts.Logger})
+	return e
 }
 
 func redisOptions(rc *RedisConfig) *cachebridge.RedisOptions {
@@ -171,6 +186,9 @@ func (e *Engine) Close() {
 		return
 	}
 	e.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), appserviceDrain)
+	e.appservice.Close(ctx)
+	cancel()
 	if g := e.current.Load(); g != nil {
 		g.retire()
 	}
@@ -178,3 +196,6 @@ func (e *Engine) Close() {
 }
 
 var errClosed = errors.New("engine: closed")
+
+// appserviceDrain is how long Close lets queued appservice events run.
+const appserviceDrain = 10 * time.Second

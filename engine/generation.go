@@ -225,7 +225,7 @@ func (m *Module) release() {
 
 // reservedPrefixes are the paths a module may not serve (design §5).
 var reservedPrefixes = []string{
-	"/_matrix/client", "/_matrix/federation", "/_matrix/key", "/_matrix/media",
+	"/_matrix/client", "/_matrix/federation", "/_matrix/key", "/_matrix/media", "/_matrix/app",
 	"/_synapse/admin", "/_synapse/replication", "/health", "/metrics", "/_luamods",
 }
 
@@ -249,6 +249,18 @@ func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Gen
 	if err != nil {
 		return nil, err
 	}
+	link, err := e.connectHomeserver(cfg)
+	if err != nil {
+		return nil, Errors{err}
+	}
+	// The new homeserver serves from init on; a failed build restores the old.
+	prevLink := e.homeserver.Swap(link)
+	built := false
+	defer func() {
+		if !built {
+			e.homeserver.Store(prevLink)
+		}
+	}()
 	previous := map[string]*Module{}
 	if prev != nil {
 		for _, m := range prev.Modules {
@@ -282,6 +294,7 @@ func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Gen
 		g.paths = append(g.paths, p)
 	}
 	sort.Slice(g.paths, func(i, j int) bool { return len(g.paths[i]) > len(g.paths[j]) })
+	built = true
 	return g, nil
 }
 
@@ -329,7 +342,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		EmailAppName:  g.Config.EmailAppName,
 		Logger:        e.log, // the state adds module=
 		Background:    e.metrics.background(mc.Module),
-		Host:          e.opts.Host,
+		Host:          e.moduleHost(),
 		HTTP:          http,
 		Clock:         e.opts.Clock,
 		Catalog:       e.catalog,

@@ -35,6 +35,7 @@ func (b *Bridge) Mount(e *echo.Echo) {
 	b.MountProtocols(e)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(b.eng.Registry(), promhttp.HandlerOpts{})))
 	e.GET("/health", func(c echo.Context) error { return c.String(http.StatusOK, "OK") })
+	b.MountAppservice(e)
 	b.MountResources(e)
 }
 

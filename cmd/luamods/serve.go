@@ -70,6 +70,9 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 	for _, r := range gen.Routes() {
 		log.Info("route", "path", r.Path, "module", r.Module.Name, "methods", allow(r.Methods), "handler", r.Where)
 	}
+	if hs := gen.Config.Homeserver; hs != nil {
+		log.Info("homeserver", "url", hs.URL, "registration", hs.Registration, "admin_api", hs.AdminTokenPath != "")
+	}
 	if gen.Config.AdminToken == "" {
 		log.Warn("the admin API (/_luamods/v1) is off: no admin_token or admin_token_file in the configuration")
 	}
