@@ -111,72 +111,88 @@ func (h *Host) localUser(id, what string) error {
 	return nil
 }
 
-// args reads positional arguments.
-type args []any
+// argReader reads positional arguments as Lua passed them; the first
+// problem sticks in err, so a method reads them all, then checks once.
+type argReader struct {
+	a   []any
+	err error
+}
 
-// str is argument i as a string; name is for the error.
-func (a args) str(i int, name string) (string, error) {
-	if i < len(a) {
-		if s, ok := a[i].(string); ok && s != "" {
-			return s, nil
+func read(a []any) *argReader { return &argReader{a: a} }
+
+// check keeps err when it is the first problem.
+func (r *argReader) check(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// str is argument i as a non-empty string; name is for the error.
+func (r *argReader) str(i int, name string) string {
+	if i < len(r.a) {
+		if s, ok := r.a[i].(string); ok && s != "" {
+			return s
 		}
 	}
-	return "", fmt.Errorf("argument %d (%s) must be a non-empty string", i+1, name)
+	r.check(fmt.Errorf("argument %d (%s) must be a non-empty string", i+1, name))
+	return ""
 }
 
 // optStr is argument i as a string, "" when absent or nil.
-func (a args) optStr(i int, name string) (string, error) {
-	if i >= len(a) || a[i] == nil {
-		return "", nil
+func (r *argReader) optStr(i int, name string) string {
+	if i >= len(r.a) || r.a[i] == nil {
+		return ""
 	}
-	s, ok := a[i].(string)
+	s, ok := r.a[i].(string)
 	if !ok {
-		return "", fmt.Errorf("argument %d (%s) must be a string or nil", i+1, name)
+		r.check(fmt.Errorf("argument %d (%s) must be a string or nil", i+1, name))
 	}
-	return s, nil
+	return s
 }
 
-// obj is argument i as a table (nil when absent and optional).
-func (a args) obj(i int, name string, optional bool) (map[string]any, error) {
-	if i < len(a) {
-		switch v := a[i].(type) {
-		case map[string]any:
-			return v, nil
-		case []any:
-			if len(v) == 0 {
-				return map[string]any{}, nil
-			}
-		case nil:
-			if optional {
-				return nil, nil
-			}
-		}
-	} else if optional {
-		return nil, nil
+// obj is argument i as a table of fields (nil when absent and optional).
+func (r *argReader) obj(i int, name string, optional bool) map[string]any {
+	var v any
+	if i < len(r.a) {
+		v = r.a[i]
 	}
-	return nil, fmt.Errorf("argument %d (%s) must be a table of fields", i+1, name)
+	switch x := v.(type) {
+	case map[string]any:
+		return x
+	case []any:
+		if len(x) == 0 {
+			return map[string]any{}
+		}
+	case nil:
+		if optional {
+			return nil
+		}
+	}
+	r.check(fmt.Errorf("argument %d (%s) must be a table of fields", i+1, name))
+	return nil
 }
 
 // list is argument i as a list (nil when absent or nil).
-func (a args) list(i int, name string) ([]any, error) {
-	if i >= len(a) || a[i] == nil {
-		return nil, nil
+func (r *argReader) list(i int, name string) []any {
+	if i >= len(r.a) || r.a[i] == nil {
+		return nil
 	}
-	switch v := a[i].(type) {
+	switch x := r.a[i].(type) {
 	case []any:
-		return v, nil
+		return x
 	case map[string]any:
-		if len(v) == 0 {
-			return []any{}, nil
+		if len(x) == 0 {
+			return []any{}
 		}
 	}
-	return nil, fmt.Errorf("argument %d (%s) must be a list", i+1, name)
+	r.check(fmt.Errorf("argument %d (%s) must be a list", i+1, name))
+	return nil
 }
 
-// boolean is argument i as a boolean (def when absent or nil).
-func (a args) boolean(i int, def bool) bool {
-	if i < len(a) {
-		if b, ok := a[i].(bool); ok {
+// boolean is argument i as a boolean (def when absent or not one).
+func (r *argReader) boolean(i int, def bool) bool {
+	if i < len(r.a) {
+		if b, ok := r.a[i].(bool); ok {
 			return b
 		}
 	}
@@ -184,15 +200,24 @@ func (a args) boolean(i int, def bool) bool {
 }
 
 // num is argument i as an integer (def when absent or nil).
-func (a args) num(i int, name string, def int64) (int64, error) {
-	if i >= len(a) || a[i] == nil {
-		return def, nil
+func (r *argReader) num(i int, name string, def int64) int64 {
+	if i >= len(r.a) || r.a[i] == nil {
+		return def
 	}
-	switch v := a[i].(type) {
+	switch v := r.a[i].(type) {
 	case int64:
-		return v, nil
+		return v
 	case float64:
-		return int64(v), nil
+		return int64(v)
 	}
-	return 0, fmt.Errorf("argument %d (%s) must be a number", i+1, name)
+	r.check(fmt.Errorf("argument %d (%s) must be a number", i+1, name))
+	return def
+}
+
+// user reads argument i as a user id (a localpart is qualified).
+func (h *Host) user(r *argReader, i int, name string) string {
+	if u := r.str(i, name); u != "" {
+		return h.qualify(u)
+	}
+	return ""
 }

@@ -12,32 +12,16 @@ import (
 // change is made as sender: join and leave of oneself, invite, kick (leave
 // of another), ban, unban, knock.
 func (h *Host) updateRoomMembership(ctx context.Context, a []any) (any, error) {
-	sender, err := args(a).str(0, "sender")
-	if err != nil {
-		return nil, err
-	}
-	target, err := args(a).str(1, "target")
-	if err != nil {
-		return nil, err
-	}
-	room, err := args(a).str(2, "room_id")
-	if err != nil {
-		return nil, err
-	}
-	membership, err := args(a).str(3, "new_membership")
-	if err != nil {
-		return nil, err
-	}
-	content, err := args(a).obj(4, "content", true)
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := args(a).list(5, "remote_room_hosts")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.localUser(sender, "sender"); err != nil {
-		return nil, err
+	r := read(a)
+	sender := r.str(0, "sender")
+	target := r.str(1, "target")
+	room := r.str(2, "room_id")
+	membership := r.str(3, "new_membership")
+	content := r.obj(4, "content", true)
+	hosts := r.list(5, "remote_room_hosts")
+	r.check(h.localUser(sender, "sender"))
+	if r.err != nil {
+		return nil, r.err
 	}
 	body := map[string]any{}
 	if reason, ok := content["reason"].(string); ok {
@@ -103,25 +87,16 @@ func (h *Host) membershipEvent(ctx context.Context, room, sender, target, member
 // /rooms/{room}/state/{type}/{state_key}, any other through PUT
 // /rooms/{room}/send/{type}/{txn}, as the event's sender.
 func (h *Host) createAndSendEventIntoRoom(ctx context.Context, a []any) (any, error) {
-	ev, err := args(a).obj(0, "event_dict", false)
-	if err != nil {
-		return nil, err
+	ar := read(a)
+	ev := ar.obj(0, "event_dict", false)
+	if ar.err != nil {
+		return nil, ar.err
 	}
-	evArgs := args{ev["type"], ev["room_id"], ev["sender"]}
-	typ, err := evArgs.str(0, "event_dict.type")
-	if err != nil {
-		return nil, err
-	}
-	room, err := evArgs.str(1, "event_dict.room_id")
-	if err != nil {
-		return nil, err
-	}
-	sender, err := evArgs.str(2, "event_dict.sender")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.localUser(sender, "event_dict.sender"); err != nil {
-		return nil, err
+	r := read([]any{ev["type"], ev["room_id"], ev["sender"]})
+	typ, room, sender := r.str(0, "event_dict.type"), r.str(1, "event_dict.room_id"), r.str(2, "event_dict.sender")
+	r.check(h.localUser(sender, "event_dict.sender"))
+	if r.err != nil {
+		return nil, r.err
 	}
 	if typ == "m.room.member" {
 		return nil, fmt.Errorf("membership events go through update_room_membership")
@@ -162,16 +137,12 @@ func newTxnID() (string, error) {
 // createRoom is create_room(user_id, config, ratelimit, creator_join_profile)
 // → room_id, alias (or nil): POST /createRoom as the user.
 func (h *Host) createRoom(ctx context.Context, a []any) (any, error) {
-	user, err := args(a).str(0, "user_id")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.localUser(user, "user_id"); err != nil {
-		return nil, err
-	}
-	config, err := args(a).obj(1, "config", true)
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := r.str(0, "user_id")
+	r.check(h.localUser(user, "user_id"))
+	config := r.obj(1, "config", true)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if config == nil {
 		config = map[string]any{}
@@ -192,9 +163,10 @@ func (h *Host) createRoom(ctx context.Context, a []any) (any, error) {
 // deleteRoom is delete_room(room_id): Synapse's DELETE
 // /_synapse/admin/v2/rooms/{room_id} with purge, not waited for.
 func (h *Host) deleteRoom(ctx context.Context, a []any) (any, error) {
-	room, err := args(a).str(0, "room_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	room := r.str(0, "room_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	path := admin("v2", "rooms", room)
 	token, err := h.adminToken("DELETE " + path)
@@ -207,9 +179,10 @@ func (h *Host) deleteRoom(ctx context.Context, a []any) (any, error) {
 
 // lookupRoomAlias is lookup_room_alias(alias) → room_id, servers.
 func (h *Host) lookupRoomAlias(ctx context.Context, a []any) (any, error) {
-	alias, err := args(a).str(0, "room_alias")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	alias := r.str(0, "room_alias")
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "GET", path: cs("directory", "room", alias), query: as(h.sender()), token: h.opts.ASToken})
 	if err != nil {
@@ -226,9 +199,10 @@ func (h *Host) lookupRoomAlias(ctx context.Context, a []any) (any, error) {
 // roomIsInPublicRoomList is public_room_list_manager.
 // room_is_in_public_room_list(room_id) → boolean (false for an unknown room).
 func (h *Host) roomIsInPublicRoomList(ctx context.Context, a []any) (any, error) {
-	room, err := args(a).str(0, "room_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	room := r.str(0, "room_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "GET", path: cs("directory", "list", "room", room), query: as(h.sender()), token: h.opts.ASToken})
 	if isStatus(err, 404, "") {
@@ -245,9 +219,10 @@ func (h *Host) roomIsInPublicRoomList(ctx context.Context, a []any) (any, error)
 // local member of the room allowed to (the highest power level first).
 func (h *Host) setRoomVisibility(visibility string) method {
 	return func(ctx context.Context, a []any) (any, error) {
-		room, err := args(a).str(0, "room_id")
-		if err != nil {
-			return nil, err
+		r := read(a)
+		room := r.str(0, "room_id")
+		if r.err != nil {
+			return nil, r.err
 		}
 		events, err := h.roomState(ctx, room)
 		if err != nil {

@@ -136,13 +136,11 @@ func (h *Host) roomState(ctx context.Context, room string, preferred ...string) 
 
 // getRoomState is get_room_state(room_id, event_filter) → state map.
 func (h *Host) getRoomState(ctx context.Context, a []any) (any, error) {
-	room, err := args(a).str(0, "room_id")
-	if err != nil {
-		return nil, err
-	}
-	list, err := args(a).list(1, "event_filter")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	room := r.str(0, "room_id")
+	list := r.list(1, "event_filter")
+	if r.err != nil {
+		return nil, r.err
 	}
 	f, err := parseFilter(list)
 	if err != nil {
@@ -158,13 +156,11 @@ func (h *Host) getRoomState(ctx context.Context, a []any) (any, error) {
 // getStateEventsInRoom is get_state_events_in_room(room_id, types) → a
 // list of events.
 func (h *Host) getStateEventsInRoom(ctx context.Context, a []any) (any, error) {
-	room, err := args(a).str(0, "room_id")
-	if err != nil {
-		return nil, err
-	}
-	list, err := args(a).list(1, "types")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	room := r.str(0, "room_id")
+	list := r.list(1, "types")
+	if r.err != nil {
+		return nil, r.err
 	}
 	f, err := parseFilter(list)
 	if err != nil {
@@ -189,9 +185,10 @@ func (h *Host) getStateEventsInRoom(ctx context.Context, a []any) (any, error) {
 // getCanonicalRoomAlias is get_canonical_room_alias(room_id) → the alias of
 // m.room.canonical_alias, or nil.
 func (h *Host) getCanonicalRoomAlias(ctx context.Context, a []any) (any, error) {
-	room, err := args(a).str(0, "room_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	room := r.str(0, "room_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	events, err := h.roomState(ctx, room)
 	if err != nil {

@@ -13,22 +13,14 @@ import (
 // tuple is a result of several values.
 func tuple(v ...any) luaapi.Tuple { return luaapi.Tuple(v) }
 
-// userArg reads argument i as a user id (a localpart is qualified).
-func (h *Host) userArg(a []any, i int, name string) (string, error) {
-	u, err := args(a).str(i, name)
-	if err != nil {
-		return "", err
-	}
-	return h.qualify(u), nil
-}
-
 // checkUserExists is check_user_exists(user_id) → user_id or nil: Synapse's
 // GET /_synapse/admin/v2/users/{user_id} with an admin token, else GET
 // /register/available (a taken name exists), else the user's profile.
 func (h *Host) checkUserExists(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	if !h.isMine(user) {
 		return nil, nil
@@ -49,7 +41,7 @@ func (h *Host) checkUserExists(ctx context.Context, a []any) (any, error) {
 		}
 	}
 	localpart := strings.TrimPrefix(strings.SplitN(user, ":", 2)[0], "@")
-	_, err = h.do(ctx, call{method: "GET", path: cs("register", "available"), query: url.Values{"username": {localpart}}})
+	_, err := h.do(ctx, call{method: "GET", path: cs("register", "available"), query: url.Values{"username": {localpart}}})
 	switch {
 	case err == nil:
 		return nil, nil
@@ -69,11 +61,12 @@ func (h *Host) checkUserExists(ctx context.Context, a []any) (any, error) {
 // checkUsername is check_username(localpart): nil when the name is free,
 // else the homeserver's refusal (M_USER_IN_USE, M_INVALID_USERNAME, …).
 func (h *Host) checkUsername(ctx context.Context, a []any) (any, error) {
-	name, err := args(a).str(0, "username")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	name := r.str(0, "username")
+	if r.err != nil {
+		return nil, r.err
 	}
-	_, err = h.do(ctx, call{method: "GET", path: cs("register", "available"), query: url.Values{"username": {name}}})
+	_, err := h.do(ctx, call{method: "GET", path: cs("register", "available"), query: url.Values{"username": {name}}})
 	return nil, err
 }
 
@@ -94,9 +87,10 @@ func (h *Host) adminUser(ctx context.Context, user string) (map[string]any, erro
 
 // getUserinfoByID is get_userinfo_by_id(user_id) → UserInfo's fields, or nil.
 func (h *Host) getUserinfoByID(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	u, err := h.adminUser(ctx, user)
 	if isStatus(err, 404, "M_NOT_FOUND") {
@@ -135,9 +129,10 @@ func truthy(v any) bool {
 
 // isUserAdmin is is_user_admin(user_id) → boolean.
 func (h *Host) isUserAdmin(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	path := admin("v1", "users", user, "admin")
 	token, err := h.adminToken("GET " + path)
@@ -153,25 +148,27 @@ func (h *Host) isUserAdmin(ctx context.Context, a []any) (any, error) {
 
 // setUserAdmin is set_user_admin(user_id, admin).
 func (h *Host) setUserAdmin(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	path := admin("v1", "users", user, "admin")
 	token, err := h.adminToken("PUT " + path)
 	if err != nil {
 		return nil, err
 	}
-	_, err = h.do(ctx, call{method: "PUT", path: path, body: map[string]any{"admin": args(a).boolean(1, false)}, token: token})
+	_, err = h.do(ctx, call{method: "PUT", path: path, body: map[string]any{"admin": r.boolean(1, false)}, token: token})
 	return nil, err
 }
 
 // getProfileForUser is get_profile_for_user(localpart) → {display_name,
 // avatar_url}.
 func (h *Host) getProfileForUser(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "localpart")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "localpart")
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "GET", path: cs("profile", user), query: as(h.sender()), token: h.opts.ASToken})
 	if err != nil {
@@ -184,30 +181,25 @@ func (h *Host) getProfileForUser(ctx context.Context, a []any) (any, error) {
 // setDisplayname is set_displayname(user_id, new_displayname): PUT
 // /profile/{user_id}/displayname as the user.
 func (h *Host) setDisplayname(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	r.check(h.localUser(user, "user_id"))
+	name := r.optStr(1, "new_displayname")
+	if r.err != nil {
+		return nil, r.err
 	}
-	if err := h.localUser(user, "user_id"); err != nil {
-		return nil, err
-	}
-	name, err := args(a).optStr(1, "new_displayname")
-	if err != nil {
-		return nil, err
-	}
-	_, err = h.do(ctx, call{method: "PUT", path: cs("profile", user, "displayname"), query: as(user), body: map[string]any{"displayname": name}, token: h.opts.ASToken})
+	_, err := h.do(ctx, call{method: "PUT", path: cs("profile", user, "displayname"), query: as(user), body: map[string]any{"displayname": name}, token: h.opts.ASToken})
 	return nil, err
 }
 
 // getThreepidsForUser is get_threepids_for_user(user_id) → a list of
 // {medium, address, validated_at, added_at}: GET /account/3pid as the user.
 func (h *Host) getThreepidsForUser(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.localUser(user, "user_id"); err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	r.check(h.localUser(user, "user_id"))
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "GET", path: cs("account", "3pid"), query: as(user), token: h.opts.ASToken})
 	if err != nil {
@@ -224,13 +216,11 @@ func (h *Host) getThreepidsForUser(ctx context.Context, a []any) (any, error) {
 // of {ip, user_agent, last_seen}: GET /admin/whois/{user_id} as the user
 // (each user may ask about themselves); [] for a remote user.
 func (h *Host) getUserIPAndAgents(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
-	}
-	since, err := args(a).num(1, "since_ts", 0)
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	since := r.num(1, "since_ts", 0)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if !h.isMine(user) {
 		return []any{}, nil
@@ -261,19 +251,14 @@ func (h *Host) getUserIPAndAgents(ctx context.Context, a []any) (any, error) {
 // token; else the appservice registration (POST /register, type
 // m.login.application_service) and the display name as the new user.
 func (h *Host) registerUser(ctx context.Context, a []any) (any, error) {
-	localpart, err := args(a).str(0, "localpart")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	localpart := r.str(0, "localpart")
+	display := r.optStr(1, "displayname")
+	emails := r.list(2, "emails")
+	makeAdmin := r.boolean(3, false)
+	if r.err != nil {
+		return nil, r.err
 	}
-	display, err := args(a).optStr(1, "displayname")
-	if err != nil {
-		return nil, err
-	}
-	emails, err := args(a).list(2, "emails")
-	if err != nil {
-		return nil, err
-	}
-	makeAdmin := args(a).boolean(3, false)
 	user := h.qualify(localpart)
 	if h.opts.AdminToken != "" {
 		body := map[string]any{"admin": makeAdmin}
@@ -316,9 +301,10 @@ func (h *Host) registerUser(ctx context.Context, a []any) (any, error) {
 // createLoginToken is create_login_token(user_id, duration_in_ms, …) → an
 // m.login.token: POST /_matrix/client/v1/login/get_token as the user.
 func (h *Host) createLoginToken(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "POST", path: "/_matrix/client/v1/login/get_token", query: as(user), body: map[string]any{}, token: h.opts.ASToken})
 	if err != nil {
@@ -330,11 +316,12 @@ func (h *Host) createLoginToken(ctx context.Context, a []any) (any, error) {
 // invalidateAccessToken is invalidate_access_token(access_token): POST
 // /logout with that token.
 func (h *Host) invalidateAccessToken(ctx context.Context, a []any) (any, error) {
-	token, err := args(a).str(0, "access_token")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	token := r.str(0, "access_token")
+	if r.err != nil {
+		return nil, r.err
 	}
-	_, err = h.do(ctx, call{method: "POST", path: cs("logout"), body: map[string]any{}, token: token})
+	_, err := h.do(ctx, call{method: "POST", path: cs("logout"), body: map[string]any{}, token: token})
 	return nil, err
 }
 
@@ -342,17 +329,12 @@ func (h *Host) invalidateAccessToken(ctx context.Context, a []any) (any, error) 
 // remote_user_id, registered_user_id): Synapse's admin API, adding to the
 // user's external_ids.
 func (h *Host) recordUserExternalID(ctx context.Context, a []any) (any, error) {
-	provider, err := args(a).str(0, "auth_provider_id")
-	if err != nil {
-		return nil, err
-	}
-	remote, err := args(a).str(1, "remote_user_id")
-	if err != nil {
-		return nil, err
-	}
-	user, err := h.userArg(a, 2, "registered_user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	provider := r.str(0, "auth_provider_id")
+	remote := r.str(1, "remote_user_id")
+	user := h.user(r, 2, "registered_user_id")
+	if r.err != nil {
+		return nil, r.err
 	}
 	u, err := h.adminUser(ctx, user)
 	if err != nil {
@@ -367,9 +349,10 @@ func (h *Host) recordUserExternalID(ctx context.Context, a []any) (any, error) {
 // getUserByReq checks an access token (api.get_user_by_req) → user_id:
 // GET /account/whoami with it; a refused token raises M_UNKNOWN_TOKEN.
 func (h *Host) getUserByReq(ctx context.Context, a []any) (any, error) {
-	token, err := args(a).str(0, "access_token")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	token := r.str(0, "access_token")
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "GET", path: cs("account", "whoami"), token: token})
 	if isStatus(err, http.StatusUnauthorized, "") || isStatus(err, http.StatusForbidden, "M_UNKNOWN_TOKEN") {
@@ -384,16 +367,12 @@ func (h *Host) getUserByReq(ctx context.Context, a []any) (any, error) {
 // getGlobalAccountData is account_data_manager.get_global(user_id, type) →
 // the content, or nil.
 func (h *Host) getGlobalAccountData(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.localUser(user, "user_id"); err != nil {
-		return nil, err
-	}
-	typ, err := args(a).str(1, "data_type")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	r.check(h.localUser(user, "user_id"))
+	typ := r.str(1, "data_type")
+	if r.err != nil {
+		return nil, r.err
 	}
 	res, err := h.do(ctx, call{method: "GET", path: cs("user", user, "account_data", typ), query: as(user), token: h.opts.ASToken})
 	if isStatus(err, 404, "") {
@@ -405,44 +384,38 @@ func (h *Host) getGlobalAccountData(ctx context.Context, a []any) (any, error) {
 // putGlobalAccountData is account_data_manager.put_global(user_id, type,
 // new_data).
 func (h *Host) putGlobalAccountData(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	r.check(h.localUser(user, "user_id"))
+	typ := r.str(1, "data_type")
+	data := r.obj(2, "new_data", false)
+	if r.err != nil {
+		return nil, r.err
 	}
-	if err := h.localUser(user, "user_id"); err != nil {
-		return nil, err
-	}
-	typ, err := args(a).str(1, "data_type")
-	if err != nil {
-		return nil, err
-	}
-	data, err := args(a).obj(2, "new_data", false)
-	if err != nil {
-		return nil, err
-	}
-	_, err = h.do(ctx, call{method: "PUT", path: cs("user", user, "account_data", typ), query: as(user), body: data, token: h.opts.ASToken})
+	_, err := h.do(ctx, call{method: "PUT", path: cs("user", user, "account_data", typ), query: as(user), body: data, token: h.opts.ASToken})
 	return nil, err
 }
 
 // setPresenceForUsers is set_presence_for_users({user_id = {state,
 // status_msg}}): PUT /presence/{user_id}/status as each local user.
 func (h *Host) setPresenceForUsers(ctx context.Context, a []any) (any, error) {
-	users, err := args(a).obj(0, "users", false)
-	if err != nil {
-		return nil, err
+	r := read(a)
+	users := r.obj(0, "users", false)
+	if r.err != nil {
+		return nil, r.err
 	}
 	for user, v := range users {
 		if err := h.localUser(user, "each user"); err != nil {
 			return nil, fmt.Errorf("%w (remote presence has no client-server API)", err)
 		}
 		pair, _ := v.([]any)
-		state, _ := args(pair).str(0, "state")
-		if state == "" {
-			return nil, fmt.Errorf("%s: expected {state, status_msg}", user)
-		}
-		body := map[string]any{"presence": state}
-		if msg, _ := args(pair).optStr(1, "status_msg"); msg != "" {
+		pr := read(pair)
+		body := map[string]any{"presence": pr.str(0, "state")}
+		if msg := pr.optStr(1, "status_msg"); msg != "" {
 			body["status_msg"] = msg
+		}
+		if pr.err != nil {
+			return nil, fmt.Errorf("%s: expected {state, status_msg}: %w", user, pr.err)
 		}
 		if _, err := h.do(ctx, call{method: "PUT", path: cs("presence", user, "status"), query: as(user), body: body, token: h.opts.ASToken}); err != nil {
 			return nil, err
@@ -454,36 +427,30 @@ func (h *Host) setPresenceForUsers(ctx context.Context, a []any) (any, error) {
 // setPushRuleAction is set_push_rule_action(user_id, scope, kind, rule_id,
 // actions): PUT /pushrules/{scope}/{kind}/{rule_id}/actions as the user.
 func (h *Host) setPushRuleAction(ctx context.Context, a []any) (any, error) {
-	user, err := h.userArg(a, 0, "user_id")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	user := h.user(r, 0, "user_id")
+	scope, kind, rule := r.str(1, "scope"), r.str(2, "kind"), r.str(3, "rule_id")
+	actions := r.list(4, "actions")
+	if r.err != nil {
+		return nil, r.err
 	}
-	var parts [3]string
-	for i, name := range []string{"scope", "kind", "rule_id"} {
-		if parts[i], err = args(a).str(i+1, name); err != nil {
-			return nil, err
-		}
-	}
-	if parts[0] != "global" {
-		return nil, fmt.Errorf("scope must be \"global\", not %q", parts[0])
-	}
-	actions, err := args(a).list(4, "actions")
-	if err != nil {
-		return nil, err
+	if scope != "global" {
+		return nil, fmt.Errorf("scope must be \"global\", not %q", scope)
 	}
 	if err := checkActions(actions); err != nil {
 		return nil, err
 	}
-	_, err = h.do(ctx, call{method: "PUT", path: cs("pushrules", parts[0], parts[1], parts[2], "actions"), query: as(user), body: map[string]any{"actions": actions}, token: h.opts.ASToken})
+	_, err := h.do(ctx, call{method: "PUT", path: cs("pushrules", scope, kind, rule, "actions"), query: as(user), body: map[string]any{"actions": actions}, token: h.opts.ASToken})
 	return nil, err
 }
 
 // checkPushRuleActions is check_push_rule_actions(actions): raises unless
 // the actions are valid per the spec (no homeserver call).
 func (h *Host) checkPushRuleActions(_ context.Context, a []any) (any, error) {
-	actions, err := args(a).list(0, "actions")
-	if err != nil {
-		return nil, err
+	r := read(a)
+	actions := r.list(0, "actions")
+	if r.err != nil {
+		return nil, r.err
 	}
 	return nil, checkActions(actions)
 }
