@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -101,4 +102,21 @@ func TestHomeserverConfigIsChecked(t *testing.T) {
 	if appserviceFeed.HSToken(appserviceFeed{eng}) != "" {
 		t.Fatal("an hs_token without a homeserver")
 	}
+	// A Host of its own (luamods test's fake) replaces homeserver: entirely.
+	dir := writeFiles(t, map[string]string{"luamods.yaml": "server_name: example.com\nhomeserver: {url: 'http://127.0.0.1:9', registration: missing.yaml}\nmodules: []\n"})
+	own, err := New(context.Background(), Options{ConfigPath: filepath.Join(dir, "luamods.yaml"), Host: hostFunc(func(context.Context, string, []any) (any, error) { return "own", nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if got, _ := own.moduleHost().CallHost(context.Background(), "get_room_state", nil); got != "own" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// hostFunc is a Host made of one function.
+type hostFunc func(ctx context.Context, method string, args []any) (any, error)
+
+func (f hostFunc) CallHost(ctx context.Context, method string, args []any) (any, error) {
+	return f(ctx, method, args)
 }
