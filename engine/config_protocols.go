@@ -104,3 +104,16 @@ func (p *configParser) asyncCallbacks(n *yaml.Node, at []string) map[string]bool
 	}
 	return out
 }
+
+// sameSecrets reports whether a and b hold the same secrets. They may come
+// from files (admin_token_file, authorization_path) whose change leaves
+// the configuration's own bytes as they were: a reload must still apply it.
+func sameSecrets(a, b *Config) bool {
+	secret := func(p *ProtocolConfig) string {
+		if p == nil {
+			return ""
+		}
+		return p.Authorization
+	}
+	return a.AdminToken == b.AdminToken && secret(a.HTTPAntispam) == secret(b.HTTPAntispam) && secret(a.RestAuth) == secret(b.RestAuth)
+}

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,5 +59,35 @@ func TestProtocolConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", file, err, want)
 		}
+	}
+}
+
+// TestReloadAppliesRotatedSecrets: a secret file that changed is a change,
+// though luamods.yaml's bytes are the same.
+func TestReloadAppliesRotatedSecrets(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "admin_token_file: admin.token\nhttp_antispam: {authorization_path: spam.token}\nmodules: []\n",
+		"admin.token":  "admin-1\n",
+		"spam.token":   "spam-1\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if report, err := eng.Reload(ctx); err != nil || !report.Unchanged {
+		t.Fatalf("a reload with nothing changed: %+v %v", report, err)
+	}
+	dir := filepath.Dir(eng.Current().Config.Path)
+	if err := os.WriteFile(filepath.Join(dir, "spam.token"), []byte("spam-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("admin-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if report, err := eng.Reload(ctx); err != nil || report.Unchanged {
+		t.Fatalf("rotated secrets were not applied: %+v %v", report, err)
+	}
+	if cfg := eng.Current().Config; cfg.HTTPAntispam.Authorization != "spam-2" || cfg.AdminToken != "admin-2" {
+		t.Errorf("after the reload: %q %q", cfg.HTTPAntispam.Authorization, cfg.AdminToken)
 	}
 }
