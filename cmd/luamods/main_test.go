@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -285,6 +286,16 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if _, body := s.get("/_synapse/client/answer"); body != "one" {
 		t.Fatalf("got %q", body)
 	}
+	for _, want := range []string{
+		"luamods is serving on http://" + addr + " (pid " + strconv.Itoa(s.cmd.Process.Pid) + ")",
+		"try:    curl http://" + addr + "/_synapse/client/answer",
+		"admin:  http://" + addr + "/_luamods/v1/",
+		"reload: kill -HUP " + strconv.Itoa(s.cmd.Process.Pid) + ", after editing luamods.yaml",
+	} {
+		if !strings.Contains(s.log(), want) {
+			t.Errorf("the start note lacks %q:\n%s", want, s.log())
+		}
+	}
 	// A request in flight across the swap completes on the old code.
 	slow := make(chan string)
 	go func() { _, body := s.get("/_synapse/client/answer?slow=1"); slow <- body }()
@@ -352,7 +363,8 @@ func TestServeRunsTheShippedDefault(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"message":"hello, ci"`) {
 		t.Fatalf("%d %s", code, body)
 	}
-	if !strings.Contains(s.log(), "running the shipped default configuration") || !strings.Contains(s.log(), "msg=route path=/_synapse/client/hello") {
+	if !strings.Contains(s.log(), "running the shipped default configuration") || !strings.Contains(s.log(), "msg=route path=/_synapse/client/hello") ||
+		!strings.Contains(s.log(), "admin:  off (the invoke API answers 404)") || !strings.Contains(s.log(), "run: luamods serve -c scripts/luamods.yaml") {
 		t.Errorf("log:\n%s", s.log())
 	}
 }

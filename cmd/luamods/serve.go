@@ -35,7 +35,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer cleanup()
-			return serve(cmd.Context(), path, watch, cmd.ErrOrStderr())
+			return serve(cmd.Context(), path, watch, src.path == "" && path != defaultConfigName, cmd.ErrOrStderr())
 		},
 	}
 	configFlags(cmd, &src) // without either, ./luamods.yaml, else the shipped default
@@ -43,7 +43,7 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error {
+func serve(ctx context.Context, path string, watch, copied bool, stderr io.Writer) error {
 	// Signals are caught before loading so that none is lost meanwhile.
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
@@ -84,6 +84,7 @@ func serve(ctx context.Context, path string, watch bool, stderr io.Writer) error
 		return fmt.Errorf("listening on %s: %w", gen.Config.Listen, err)
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "generation", gen.ID)
+	fmt.Fprintln(stderr, whatNow(gen, ln.Addr().String(), os.Getpid(), copied))
 	serveErr := make(chan error, 1)
 	go func() {
 		srv.Listener = ln
