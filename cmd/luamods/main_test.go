@@ -286,6 +286,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if _, body := s.get("/_synapse/client/answer"); body != "one" {
 		t.Fatalf("got %q", body)
 	}
+	s.waitLog("reload: kill -HUP", 1) // the start note is written after the listening line
 	for _, want := range []string{
 		"luamods is serving on http://" + addr + " (pid " + strconv.Itoa(s.cmd.Process.Pid) + ")",
 		"try:    curl http://" + addr + "/_synapse/client/answer",
@@ -363,6 +364,7 @@ func TestServeRunsTheShippedDefault(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"message":"hello, ci"`) {
 		t.Fatalf("%d %s", code, body)
 	}
+	s.waitLog("run: luamods serve -c scripts/luamods.yaml", 1)
 	if !strings.Contains(s.log(), "running the shipped default configuration") || !strings.Contains(s.log(), "msg=route path=/_synapse/client/hello") ||
 		!strings.Contains(s.log(), "admin:  off (the invoke API answers 404)") || !strings.Contains(s.log(), "run: luamods serve -c scripts/luamods.yaml") {
 		t.Errorf("log:\n%s", s.log())
