@@ -150,11 +150,7 @@ func (r *Request) lazyField(L *lua.LState, key string) lua.LValue {
 		if !looksJSON(r.Header.Get("Content-Type"), r.Body) {
 			return lua.LNil
 		}
-		v, err := DecodeJSON(r.Body)
-		if err != nil {
-			return lua.LNil
-		}
-		lv, err := ToLua(L, v)
+		lv, err := DecodeJSONToLua(L, r.Body)
 		if err != nil {
 			return lua.LNil
 		}
