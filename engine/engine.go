@@ -36,6 +36,14 @@ type Options struct {
 	Registry   *prometheus.Registry // metrics go here; nil: a new registry
 	Clock      luaapi.Clock         // nil: the real clock
 	Catalog    *Catalog             // nil: NewCatalog() (Synapse's)
+	// Expose hands Go values to every module: each is the global
+	// host.<name> in every state, converted by gopher-luar (exported
+	// fields and methods of structs, maps, slices, functions). Their
+	// methods run synchronously on the module's state: they cannot yield
+	// and hold up the state's other calls meanwhile, so keep them fast and
+	// in memory (≈ a few µs per call; BenchmarkExposedMethod). Calls that
+	// wait on the network belong on Host, whose methods yield.
+	Expose map[string]any
 	// HTTPClient replaces the client built from the config's IP lists.
 	HTTPClient *luaapi.HTTPClient
 }

@@ -349,6 +349,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Caches:        cacheProvider{m.caches},
 		Metrics:       e.modMetrics.provider(mc.Module),
 		Compile:       e.compiler.Recording(m.deps.record),
+		Expose:        e.opts.Expose,
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{

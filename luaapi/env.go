@@ -26,6 +26,9 @@ type Env struct {
 	Background    BackgroundObserver // metrics of background work by description; nil: none
 
 	EmailAppName string // api.email_app_name; "": ServerName
+	// Expose are Go values every module sees as host.<name>, through
+	// gopher-luar (expose.go); their methods run synchronously.
+	Expose map[string]any
 
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)

@@ -124,6 +124,7 @@ func NewState(opts Options) (*State, error) {
 		return nil, err
 	}
 	s.installAPI()
+	s.installExposed()
 	go s.loop()
 	return s, nil
 }

@@ -1,8 +1,11 @@
 // Command embedded shows luamods embedded in a Go server: the server loads
 // an engine, mounts the modules' web resources and the admin API on its own
-// echo instance, and calls eng.Invoke at one of its hook points.
+// echo instance, and calls eng.Invoke at one of its hook points. It hands
+// its user directory (a Go value) to the modules, which see it as
+// host.users (whois.lua), and serves the module routes on a plain net/http
+// server too (-nethttp), for servers that do not use echo.
 //
-//	go run ./examples/embedded -listen 127.0.0.1:8009
+//	go run ./examples/embedded -listen 127.0.0.1:8009 -nethttp 127.0.0.1:8010
 //
 // It also serves GET /native/hello, the same answer as the Lua route
 // /_synapse/client/hello written in Go, so that tools/bench/http.sh can
@@ -15,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -33,20 +37,35 @@ func main() {
 	_, here, _, _ := runtime.Caller(0)
 	config := flag.String("c", filepath.Join(filepath.Dir(here), "luamods.yaml"), "luamods configuration")
 	listen := flag.String("listen", "127.0.0.1:8009", "address to listen on")
+	netHTTP := flag.String("nethttp", "", "address of a net/http server with the module routes too (off when empty)")
 	flag.Parse()
-	if err := run(*config, *listen); err != nil {
+	if err := run(*config, *listen, *netHTTP); err != nil {
 		fmt.Fprintln(os.Stderr, "embedded:", err)
 		os.Exit(1)
 	}
 }
 
-func run(config, listen string) error {
+// userDirectory is the server's own data, handed to the modules as
+// host.users: its exported methods are callable from Lua.
+type userDirectory struct{ departments map[string]string }
+
+// Department returns the department of a user, or an error for a user the
+// directory does not know (Lua receives it as a second value).
+func (d *userDirectory) Department(userID string) (string, error) {
+	if dept, ok := d.departments[userID]; ok {
+		return dept, nil
+	}
+	return "", fmt.Errorf("unknown user %s", userID)
+}
+
+func run(config, listen, netHTTP string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// 1. Load the modules.
-	eng, err := engine.New(ctx, engine.Options{ConfigPath: config, Logger: log})
+	users := &userDirectory{departments: map[string]string{"@alice:example.com": "sales", "@bob:example.com": "support"}}
+	eng, err := engine.New(ctx, engine.Options{ConfigPath: config, Logger: log, Expose: map[string]any{"users": users}})
 	if err != nil {
 		return err
 	}
@@ -57,7 +76,30 @@ func run(config, listen string) error {
 	e.HideBanner, e.HidePort = true, true
 	e.POST("/rooms/:room/send", sendMessage(eng))
 	e.GET("/native/hello", nativeHello)
-	httpbridge.New(eng).Mount(e)
+	bridge := httpbridge.New(eng)
+	bridge.Mount(e)
+
+	// 3. Or the module routes on a net/http server (chi works the same):
+	// the bridge is an http.Handler.
+	if netHTTP != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /native/hello", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, "{\"message\":%q}\n", "hello, "+r.URL.Query().Get("name"))
+		})
+		mux.Handle("/_synapse/client/", bridge)
+		ln, err := net.Listen("tcp", netHTTP) // listening before the echo server starts
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("net/http server", "error", err)
+			}
+		}()
+		defer srv.Close()
+	}
 
 	// SIGHUP reloads the modules.
 	hup := make(chan os.Signal, 1)

@@ -23,7 +23,10 @@ func TestEmbeddedServer(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "-listen", addr, "-c", "luamods.yaml")
+	ln, _ = net.Listen("tcp", "127.0.0.1:0")
+	netAddr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-listen", addr, "-nethttp", netAddr, "-c", "luamods.yaml")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -53,8 +56,20 @@ func TestEmbeddedServer(t *testing.T) {
 		{"GET", "/_synapse/client/hello?name=lua", "", 200, `{"message":"hello, lua"}`},
 		{"POST", "/rooms/!r:example.com/send", `{"body":"hi there"}`, 200, `"event_id"`},
 		{"POST", "/rooms/!r:example.com/send", `{"body":"cheap VIAGRA"}`, 403, `"reason":"banned word"`},
+		// The module asks the server's user directory (host.users).
+		{"GET", "/_synapse/client/whois?user=@alice:example.com", "", 200, `{"department":"sales","user_id":"@alice:example.com"}`},
+		{"GET", "/_synapse/client/whois?user=@eve:example.com", "", 404, `"error":"unknown user @eve:example.com"`},
+		// The same module routes on the net/http server.
+		{"GET", "net/_synapse/client/hello?name=mux", "", 200, `{"message":"hello, mux"}`},
+		{"GET", "net/_synapse/client/whois?user=@bob:example.com", "", 200, `"department":"support"`},
+		{"GET", "net/_synapse/client/nothing", "", 404, `"errcode":"M_UNRECOGNIZED"`},
+		{"GET", "net/native/hello?name=go", "", 200, `{"message":"hello, go"}`},
 	} {
-		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		url := base + c.path
+		if rest, ok := strings.CutPrefix(c.path, "net/"); ok {
+			url = "http://" + netAddr + "/" + rest
+		}
+		req, _ := http.NewRequest(c.method, url, strings.NewReader(c.body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
