@@ -31,6 +31,7 @@ type Config struct {
 	MaxRequestBody int64          // max_request_body; default 10 MiB
 	Redis          *RedisConfig   // cache.redis: invalidations fan out through Redis
 	LogLevel       string         // log_level: debug, info, warn, error; default info
+	LogFormat      string         // log_format: text (default) or json (slog's JSON handler)
 	Modules        []ModuleConfig // modules, in order
 
 	// The Matrix homeserver luamods sits beside (docs/matrix.md).
@@ -132,7 +133,7 @@ func itemName(i int) string { return "<item " + strconv.Itoa(i) + ">" }
 
 var topLevelKeys = []string{
 	"server_name", "public_baseurl", "listen", "admin_token", "admin_token_file", "module_path",
-	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "modules",
+	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "log_format", "modules",
 	"http_antispam", "rest_auth", "worker_name",
 	"homeserver", "email",
 }
@@ -195,6 +196,11 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			case "debug", "info", "warn", "error":
 			default:
 				p.fail(v, at, "expected one of debug, info, warn, error")
+			}
+		case "log_format":
+			cfg.LogFormat = p.str(v, at)
+			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+				p.fail(v, at, "expected text or json")
 			}
 		case "cache":
 			cfg.Redis = p.cache(v, at)

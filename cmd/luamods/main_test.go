@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -217,6 +218,10 @@ func startServer(t *testing.T, dir string, args ...string) *server {
 			if i := strings.Index(line, "msg=listening addr="); i >= 0 {
 				listening <- strings.Fields(line[i+len("msg=listening addr="):])[0]
 			}
+			if i := strings.Index(line, `"msg":"listening","addr":"`); i >= 0 { // log_format: json
+				rest := line[i+len(`"msg":"listening","addr":"`):]
+				listening <- rest[:strings.Index(rest, `"`)]
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -412,5 +417,45 @@ func TestServeWatchReloadsOnChange(t *testing.T) {
 	}
 	if _, body := s.get("/_synapse/client/answer"); body != "two" {
 		t.Fatalf("after a broken change got %q", body)
+	}
+}
+
+// log_format: json makes every log line one JSON object (slog's JSON
+// handler), route failures and module lines included.
+func TestServeLogsJSON(t *testing.T) {
+	addr := freePort(t)
+	dir := writeDir(t, map[string]string{
+		"luamods.yaml": "listen: " + addr + "\nlog_format: json\nmodules:\n  - module: app.lua\n",
+		"app.lua":      handler("one"),
+	})
+	s := startServer(t, dir, "-c", "luamods.yaml")
+	if _, body := s.get("/_synapse/client/answer"); body != "one" {
+		t.Fatalf("got %q", body)
+	}
+	s.waitLog("reload: kill -HUP", 1) // the start note is written after the listening line
+	jsonLines := 0
+	for _, line := range strings.Split(s.log(), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			if strings.HasPrefix(line, "time=") {
+				t.Errorf("a text log line: %q", line)
+			}
+			continue // the start note on stderr is for people
+		}
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil || entry["msg"] == nil || entry["level"] == nil {
+			t.Errorf("not a JSON log line: %q (%v)", line, err)
+		}
+		jsonLines++
+	}
+	if jsonLines < 3 || !strings.Contains(s.log(), `"msg":"route","path":"/_synapse/client/answer"`) {
+		t.Errorf("log:\n%s", s.log())
+	}
+}
+
+func TestLogFormatIsChecked(t *testing.T) {
+	dir := writeDir(t, map[string]string{"luamods.yaml": "log_format: xml\nmodules: []\n"})
+	code, _, stderr := runCLI("", "", "check", "-c", filepath.Join(dir, "luamods.yaml"))
+	if code != 1 || !strings.Contains(stderr, "Error in configuration at 'log_format': expected text or json") {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }

@@ -56,7 +56,7 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 	}
 	var level slog.LevelVar // log_level; a reload can change it
 	setLevel(&level, cfg.LogLevel)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
+	log := slog.New(logHandler(cfg.LogFormat, stderr, &level))
 	defer cpuProfile(log)()
 	eng, err := engine.New(ctx, engine.Options{Config: cfg, ConfigPath: path, Logger: log})
 	if err != nil {
@@ -107,6 +107,9 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 		default:
 			cfg := eng.Current().Config
 			setLevel(&level, cfg.LogLevel)
+			if cfg.LogFormat != gen.Config.LogFormat {
+				log.Warn("log_format changed: the new format takes effect at restart", "serving", gen.Config.LogFormat, "configured", cfg.LogFormat)
+			}
 			if cfg.Listen != gen.Config.Listen {
 				log.Warn("listen changed: the new address takes effect at restart", "serving", gen.Config.Listen, "configured", cfg.Listen)
 			}
@@ -175,6 +178,16 @@ func watchFiles(ctx context.Context, eng *engine.Engine, interval time.Duration)
 		}
 	}()
 	return changes
+}
+
+// logHandler is the log handler of log_format: slog's JSON handler for
+// json, else its text handler.
+func logHandler(format string, w io.Writer, level slog.Leveler) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 // setLevel applies log_level ("" is info).
