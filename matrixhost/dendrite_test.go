@@ -188,6 +188,46 @@ func TestHostAgainstDendrite(t *testing.T) {
 		}
 	})
 
+	t.Run("more rooms and users", func(t *testing.T) {
+		ctx := context.Background()
+		try := func(method string, args ...any) (any, error) { return h.CallHost(ctx, method, args) }
+		for _, c := range []struct {
+			method string
+			args   []any
+			check  func(any) bool
+		}{
+			{"get_threepids_for_user", []any{alice.UserID}, func(v any) bool { l, ok := v.([]any); return ok && len(l) == 0 }},
+			{"get_state_events_in_room", []any{room, []any{[]any{"m.room.create", ""}}}, func(v any) bool { l, _ := v.([]any); return len(l) == 1 }},
+			{"get_canonical_room_alias", []any{room}, func(v any) bool { return v == nil || v == "#lobby:example.test" }},
+			{"check_username", []any{"dinah"}, func(v any) bool { return v == nil }},
+			{"public_room_list_manager.room_is_in_public_room_list", []any{room}, func(v any) bool { return v == false }},
+			{"public_room_list_manager.add_room_to_public_room_list", []any{room}, func(v any) bool { return v == nil }},
+			{"public_room_list_manager.room_is_in_public_room_list", []any{room}, func(v any) bool { return v == true }},
+			{"set_presence_for_users", []any{map[string]any{alice.UserID: []any{"online", "here"}}}, func(v any) bool { return v == nil }},
+			{"set_push_rule_action", []any{alice.UserID, "global", "override", ".m.rule.suppress_notices", []any{"dont_notify"}}, func(v any) bool { return v == nil }},
+		} {
+			got, err := try(c.method, c.args...)
+			if err != nil || !c.check(got) {
+				t.Errorf("%s: %v, %v", c.method, got, err)
+			}
+		}
+		if _, err := try("check_username", "alice"); err == nil || !strings.Contains(err.Error(), "M_USER_IN_USE") {
+			t.Errorf("check_username of a taken name: %v", err)
+		}
+		var presence map[string]any
+		bob.Must(t, "GET", "/_matrix/client/v3/presence/"+esc(alice.UserID)+"/status", nil, &presence)
+		if presence["presence"] != "online" {
+			t.Errorf("bob sees alice's presence %v", presence)
+		}
+		dave := srv.CreateUser(t, "dave", false)
+		if _, err := try("invalidate_access_token", dave.Token); err != nil {
+			t.Errorf("invalidate_access_token: %v", err)
+		}
+		if err := dave.Do(ctx, "GET", "/_matrix/client/v3/account/whoami", nil, nil); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("dave's token still works: %v", err)
+		}
+	})
+
 	t.Run("homeserver down", func(t *testing.T) {
 		srv.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
