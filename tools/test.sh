@@ -2,7 +2,8 @@
 # Runs every test: go vet, the Go tests with the race detector (they start
 # their own redis-server and luamods processes on loopback), and the example
 # modules' Lua tests through `luamods test`. Installs redis-server first when
-# it is missing and this user can (root with apt-get).
+# it is missing and this user can (root with apt-get), and Dendrite (the
+# homeserver of the Matrix tests) into ~/.cache/luamods when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
