@@ -17,6 +17,31 @@ import (
 type homeserverLink struct {
 	host    *matrixhost.Host
 	hsToken string
+	secrets string // the registration and admin token files' hashes: a reload rereads them when they change
+}
+
+// homeserverSecrets hashes the files homeserver: names ("" without it).
+func homeserverSecrets(cfg *Config) string {
+	hs := cfg.Homeserver
+	if hs == nil {
+		return ""
+	}
+	sum := luaapi.FileHash(hs.Registration)
+	if hs.AdminTokenPath != "" {
+		sum += "," + luaapi.FileHash(hs.AdminTokenPath)
+	}
+	return sum
+}
+
+// homeserverStale reports whether the registration or the admin token
+// changed since the serving generation read them: a reload then rebuilds
+// even with the configuration and scripts unchanged.
+func (e *Engine) homeserverStale(cfg *Config) bool {
+	link := e.homeserver.Load()
+	if link == nil {
+		return false // none, or the configuration's change is seen anyway
+	}
+	return link.secrets != homeserverSecrets(cfg)
 }
 
 // connectHomeserver reads the registration and the admin token that cfg's
@@ -49,7 +74,7 @@ func (e *Engine) connectHomeserver(cfg *Config) (*homeserverLink, error) {
 	if err != nil {
 		return nil, &ConfigError{File: cfg.Path, Path: []string{"homeserver"}, Msg: err.Error()}
 	}
-	return &homeserverLink{host: host, hsToken: reg.HSToken}, nil
+	return &homeserverLink{host: host, hsToken: reg.HSToken, secrets: homeserverSecrets(cfg)}, nil
 }
 
 // moduleHost is the Host the modules' api methods use: Options.Host when

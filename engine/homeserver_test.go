@@ -120,3 +120,26 @@ type hostFunc func(ctx context.Context, method string, args []any) (any, error)
 func (f hostFunc) CallHost(ctx context.Context, method string, args []any) (any, error) {
 	return f(ctx, method, args)
 }
+
+// TestReloadRereadsTheRegistration: new tokens in the registration file
+// take effect on reload, though luamods.yaml did not change.
+func TestReloadRereadsTheRegistration(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "server_name: example.com\nhomeserver: {url: 'http://127.0.0.1:9', registration: reg.yaml}\nmodules: []\n",
+		"reg.yaml":     registrationFile,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if report, err := eng.Reload(ctx); err != nil || !report.Unchanged {
+		t.Fatalf("nothing changed: %+v %v", report, err)
+	}
+	rewrite(t, eng, "reg.yaml", strings.Replace(registrationFile, "hs_token: hs-token", "hs_token: new-hs-token", 1))
+	if report, err := eng.Reload(ctx); err != nil || report.Unchanged {
+		t.Fatalf("the registration changed: %+v %v", report, err)
+	}
+	if got := (appserviceFeed{eng}).HSToken(); got != "new-hs-token" {
+		t.Fatalf("hs_token %q after the reload", got)
+	}
+}

@@ -114,7 +114,7 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 
 // unchanged reports whether cfg and every script match the old generation.
 func (e *Engine) unchanged(old *Generation, cfg *Config) bool {
-	if !bytes.Equal(old.Config.raw, cfg.raw) || !sameSecrets(old.Config, cfg) || len(old.Modules) != len(cfg.Modules) {
+	if !bytes.Equal(old.Config.raw, cfg.raw) || !sameSecrets(old.Config, cfg) || len(old.Modules) != len(cfg.Modules) || e.homeserverStale(cfg) {
 		return false
 	}
 	for i, m := range old.Modules {
