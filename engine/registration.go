@@ -3,7 +3,6 @@ package engine
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -111,6 +110,3 @@ func LoadRegistration(path string) (*Registration, error) {
 	}
 	return &r, nil
 }
-
-// ErrNoHomeserver is returned where a homeserver: section is needed.
-var ErrNoHomeserver = errors.New("the configuration has no homeserver: section")
