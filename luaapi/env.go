@@ -24,6 +24,8 @@ type Env struct {
 	Metrics       MetricsProvider    // api.metrics; nil: defining a metric fails
 	MaxStringSize int                // cap of string.rep results; 0: DefaultMaxStringSize
 	Background    BackgroundObserver // metrics of background work by description; nil: none
+	Database      Database           // api.run_db_interaction; nil: it fails
+	Store         Store              // api.store, in the module's namespace; nil: it fails
 
 	EmailAppName string // api.email_app_name; "": ServerName
 	// Expose are Go values every module sees as host.<name>, through
