@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"luamods/luaapi"
+	"luamods/storage"
 )
 
 // Config is luamods.yaml (design §2). The zero value of each optional field
@@ -29,10 +30,17 @@ type Config struct {
 	IPBlocklist    []string       // ip_range_blocklist; default luaapi.DefaultBlocklist
 	IPAllowlist    []string       // ip_range_allowlist
 	MaxRequestBody int64          // max_request_body; default 10 MiB
-	Redis          *RedisConfig   // cache.redis: invalidations fan out through Redis
+	Redis          *RedisConfig   // redis (or the deprecated cache.redis): invalidations fan out through Redis
 	LogLevel       string         // log_level: debug, info, warn, error; default info
 	LogFormat      string         // log_format: text (default) or json (slog's JSON handler)
 	Modules        []ModuleConfig // modules, in order
+
+	// Module persistence (docs/storage.md).
+	Database     storage.Options       // database: SQLite next to the config by default
+	DefaultDB    bool                  // no database: section was given
+	RedisServer  *storage.RedisOptions // redis: with enabled: true
+	StoreBackend string                // store.backend: database (default) or redis
+	Warnings     []string              // deprecated settings in use, logged at load
 
 	// The Matrix homeserver luamods sits beside (docs/matrix.md).
 	Homeserver   *HomeserverConfig // homeserver: its APIs behind the api methods; nil: none
@@ -136,6 +144,7 @@ var topLevelKeys = []string{
 	"ip_range_blocklist", "ip_range_allowlist", "max_request_body", "cache", "log_level", "log_format", "modules",
 	"http_antispam", "rest_auth", "worker_name",
 	"homeserver", "email",
+	"database", "redis", "store",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -204,6 +213,15 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			}
 		case "cache":
 			cfg.Redis = p.cache(v, at)
+			if cfg.Redis != nil {
+				cfg.Warnings = append(cfg.Warnings, "cache.redis is deprecated: use the top-level redis: {enabled: true, host:, port:} (Synapse's shape)")
+			}
+		case "database":
+			p.database(cfg, v, at, dir)
+		case "redis":
+			cfg.RedisServer = p.redis(v, at, dir)
+		case "store":
+			p.store(cfg, v, at)
 		case "modules":
 			cfg.Modules = p.modules(v, at)
 		case "http_antispam":
@@ -227,6 +245,7 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 	if len(cfg.ModulePath) == 0 {
 		cfg.ModulePath = []string{dir}
 	}
+	p.storageDefaults(cfg, root, dir)
 	p.errs = append(p.errs, resolveModules(cfg)...)
 	if len(p.errs) > 0 {
 		return nil, p.errs

@@ -38,6 +38,10 @@ func completeConfig(cfg *Config) (*Config, error) {
 			m.Config = map[string]any{}
 		}
 	}
+	storageDefaults(&c, filepath.Dir(c.Path))
+	if c.StoreBackend == "redis" && c.RedisServer == nil {
+		return nil, Errors{&ConfigError{File: c.Path, Path: []string{"store", "backend"}, Msg: "the redis backend needs redis: {enabled: true, host: ..., port: ...}"}}
+	}
 	if errs := resolveModules(&c); len(errs) > 0 {
 		return nil, errs
 	}

@@ -15,6 +15,7 @@ import (
 	"luamods/cachebridge"
 	"luamods/luaapi"
 	"luamods/matrixhost"
+	"luamods/storage"
 )
 
 // Version is luamods' version, set at build time with -ldflags.
@@ -46,6 +47,9 @@ type Options struct {
 	Expose map[string]any
 	// HTTPClient replaces the client built from the config's IP lists.
 	HTTPClient *luaapi.HTTPClient
+	// DefaultDatabase replaces the SQLite file used when the configuration
+	// has no database: section (luamods test gives each test file its own).
+	DefaultDatabase string
 }
 
 // Engine loads modules from a configuration and dispatches calls to them.
@@ -59,6 +63,8 @@ type Engine struct {
 	compiler   *luaapi.Compiler
 	caches     *cachebridge.Store
 	modMetrics *moduleMetrics
+	dbMetrics  *storage.Metrics
+	data       *dataSet // the database and store in use; changed under reloadMu
 
 	idPrefix  string        // random per engine: request ids are unique across restarts
 	idCounter atomic.Uint64 // and cost no system call
@@ -90,15 +96,23 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		e.abort()
 		return nil, err
 	}
+	e.warn(cfg)
 	if err := e.caches.Configure(redisOptions(cfg.Redis)); err != nil {
 		e.abort()
 		return nil, err
 	}
-	gen, err := e.build(ctx, cfg, nil)
+	data, err := e.openData(ctx, cfg)
 	if err != nil {
 		e.abort()
 		return nil, err
 	}
+	gen, err := e.build(ctx, cfg, nil, data)
+	if err != nil {
+		e.closeUnused(data)
+		e.abort()
+		return nil, err
+	}
+	e.adoptData(data, gen)
 	e.current.Store(gen)
 	e.metrics.generation.Set(float64(gen.ID))
 	return e, nil
@@ -134,6 +148,7 @@ func newEngine(opts Options) *Engine {
 		metrics:    m,
 		compiler:   luaapi.NewCompiler(),
 		modMetrics: newModuleMetrics(opts.Registry),
+		dbMetrics:  storage.NewMetrics(opts.Registry),
 		caches:     cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
 	}
 	e.appservice = matrixhost.NewReceiver(matrixhost.ReceiverOptions{Feed: appserviceFeed{e}, Logger: opts.Logger})
@@ -201,6 +216,17 @@ func (e *Engine) Close() {
 		g.retire()
 	}
 	e.caches.Close()
+	if e.data != nil {
+		e.data.kv.Close()
+		e.data.db.Close()
+	}
+}
+
+// warn logs the deprecated settings cfg uses.
+func (e *Engine) warn(cfg *Config) {
+	for _, w := range cfg.Warnings {
+		e.log.Warn(w, "config", cfg.Path)
+	}
 }
 
 var errClosed = errors.New("engine: closed")

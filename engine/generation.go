@@ -54,6 +54,7 @@ type Module struct {
 	states    []*luaapi.State
 	next      atomic.Uint32
 	caches    *cachebridge.ModuleCaches
+	data      dataRef      // the database and store api.run_db_interaction and api.store use
 	refs      atomic.Int32 // generations using the module
 }
 
@@ -233,7 +234,7 @@ var reservedPrefixes = []string{
 // with the same script and config is carried over, its registrations
 // replayed; the others are loaded afresh, a changed module receiving what
 // its predecessor's M.save() returned through M.restore(state).
-func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Generation, error) {
+func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation, data *dataSet) (*Generation, error) {
 	g := &Generation{
 		ID:        e.nextID.Add(1),
 		Config:    cfg,
@@ -271,7 +272,9 @@ func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Gen
 	for i := range cfg.Modules {
 		mc := cfg.Modules[i]
 		old := previous[mc.Module]
-		if old != nil && e.sameModule(old, mc) && old.Config.Item == mc.Item {
+		// A module moving to another database loads afresh: its init
+		// creates its tables there.
+		if old != nil && e.sameModule(old, mc) && old.Config.Item == mc.Item && old.data.Load().db == data.db {
 			old.refs.Add(1)
 			g.Modules = append(g.Modules, old)
 			if err := g.replay(old); err != nil {
@@ -279,7 +282,7 @@ func (e *Engine) build(ctx context.Context, cfg *Config, prev *Generation) (*Gen
 			}
 			continue
 		}
-		m, err := e.loadModule(ctx, g, mc, http, old)
+		m, err := e.loadModule(ctx, g, mc, http, old, data)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -319,7 +322,7 @@ func (e *Engine) httpClient(cfg *Config) (*luaapi.HTTPClient, error) {
 
 // loadModule compiles one module and runs parse_config and init in each of
 // its states, registering into g.
-func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig, http *luaapi.HTTPClient, predecessor *Module) (*Module, error) {
+func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig, http *luaapi.HTTPClient, predecessor *Module, data *dataSet) (*Module, error) {
 	item := []string{"modules", itemName(mc.Item)}
 	chunk, hash, err := e.compiler.Compile(mc.File)
 	if err != nil {
@@ -328,6 +331,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc, identity: moduleIdentity(mc, hash)}
 	m.refs.Store(1)
 	m.caches = e.caches.Module(m.identity, mc.Module)
+	m.data.Store(data)
 	var saved any
 	if predecessor != nil {
 		if saved, err = predecessor.states[0].Save(ctx); err != nil {
@@ -350,6 +354,8 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Metrics:       e.modMetrics.provider(mc.Module),
 		Compile:       e.compiler.Recording(m.deps.record),
 		Expose:        e.opts.Expose,
+		Database:      moduleDatabase{ref: &m.data, module: mc.Module},
+		Store:         moduleStore{ref: &m.data, ns: mc.Module},
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{

@@ -71,8 +71,15 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 		e.metrics.Reloads.WithLabelValues("unchanged").Inc()
 		return &ReloadReport{Generation: old.ID, Unchanged: true, Took: time.Since(start)}, nil
 	}
-	next, err := e.build(ctx, cfg, old)
+	e.warn(cfg)
+	data, err := e.openData(ctx, cfg)
 	if err != nil {
+		e.metrics.Reloads.WithLabelValues("failed").Inc()
+		return nil, err
+	}
+	next, err := e.build(ctx, cfg, old, data)
+	if err != nil {
+		e.closeUnused(data)
 		e.metrics.Reloads.WithLabelValues("failed").Inc()
 		return nil, err
 	}
@@ -80,12 +87,14 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 	// failed reload leaves everything as it was.
 	if err := e.caches.Configure(redisOptions(cfg.Redis)); err != nil {
 		next.close()
+		e.closeUnused(data)
 		if rerr := e.caches.Configure(redisOptions(old.Config.Redis)); rerr != nil {
 			e.log.Error("restoring the previous Redis settings failed", "error", rerr.Error())
 		}
 		e.metrics.Reloads.WithLabelValues("failed").Inc()
 		return nil, err
 	}
+	e.adoptData(data, next)
 	e.current.Store(next)
 	e.metrics.generation.Set(float64(next.ID))
 	report := diffGenerations(old, next)
