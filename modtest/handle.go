@@ -18,6 +18,7 @@ import (
 	"luamods/httpbridge"
 	"luamods/internal/logbuf"
 	"luamods/luaapi"
+	"luamods/storage"
 )
 
 // handle is a module (or a whole configuration) loaded by a test, with its
@@ -60,7 +61,8 @@ func start(ctx context.Context, opts engine.Options) (*handle, error) {
 }
 
 // parseLoad is luamods.load(path [, config [, options]]): one module, its
-// path relative to the test file. The options are loadOptions.
+// path relative to the test file. The options are loadOptions; database is
+// an SQLite file (relative to the test file), by default the file's fresh one.
 func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 	path := fr.resolve(L.CheckString(1))
 	config, err := luaapi.FromLua(L.Get(2))
@@ -83,9 +85,12 @@ func (fr *fileRun) parseLoad(L *lua.LState) (luaapi.AsyncFunc, error) {
 	if err := applyModule(&mc, opts); err != nil {
 		return nil, err
 	}
+	if v, ok := opts["database"]; ok {
+		cfg.Database = storage.Options{Engine: storage.SQLite, Path: fr.resolve(lua.LVAsString(v))}
+	}
 	cfg.Modules = []engine.ModuleConfig{mc}
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-		h, err := start(ctx, engine.Options{Config: cfg})
+		h, err := start(ctx, engine.Options{Config: cfg, DefaultDatabase: fr.database})
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +114,7 @@ func (fr *fileRun) parseLoadConfig(L *lua.LState) (luaapi.AsyncFunc, error) {
 			return nil, err
 		}
 		applyServer(cfg, opts)
-		h, err := start(ctx, engine.Options{Config: cfg})
+		h, err := start(ctx, engine.Options{Config: cfg, DefaultDatabase: fr.database})
 		if err != nil {
 			return nil, err
 		}

@@ -82,12 +82,13 @@ func (r *Runner) Run(ctx context.Context, files []string) Result {
 
 // fileRun is one test file being run: its state and what its tests loaded.
 type fileRun struct {
-	runner  *Runner
-	path    string
-	state   *luaapi.State
-	mu      sync.Mutex
-	handles []*handle // loaded by the current test; closed after it
-	fakes   int       // answer functions registered (owner goroutine only)
+	runner   *Runner
+	path     string
+	state    *luaapi.State
+	database string // the file's fresh SQLite database (and store)
+	mu       sync.Mutex
+	handles  []*handle // loaded by the current test; closed after it
+	fakes    int       // answer functions registered (owner goroutine only)
 }
 
 func (r *Runner) runFile(ctx context.Context, path string) (passed, failed int) {
@@ -109,7 +110,13 @@ func (r *Runner) runFile(ctx context.Context, path string) (passed, failed int) 
 		return 0, 1
 	}
 	defer state.Close()
-	fr := &fileRun{runner: r, path: path, state: state}
+	dir, err := os.MkdirTemp("", "luamods-test-db-")
+	if err != nil {
+		fmt.Fprintf(r.Out, "  FAIL  %s\n", err)
+		return 0, 1
+	}
+	defer os.RemoveAll(dir)
+	fr := &fileRun{runner: r, path: path, state: state, database: filepath.Join(dir, "test.db")}
 	defer fr.closeHandles()
 	state.Do(ctx, fr.installGlobals)
 
