@@ -59,8 +59,6 @@ func (s *State) installAPI() {
 	}
 	api.RawSetString("sleep", s.asyncLua("sleep", s.parseSleep))
 	api.RawSetString("invalidate_cache", s.asyncLua("invalidate_cache", s.parseInvalidateCache))
-	api.RawSetString("run_db_interaction", s.apiRunDBInteraction())
-	api.RawSetString("store", s.storeTable())
 	if env.Catalog != nil {
 		for _, category := range env.Catalog.Categories() {
 			api.RawSetString("register_"+category+"_callbacks", L.NewFunction(s.registerCallbacks(category)))

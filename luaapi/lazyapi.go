@@ -18,6 +18,7 @@ var apiTables = map[string]func(s *State) *lua.LTable{
 	"metrics":     (*State).metricsTable,
 	"crypto":      (*State).cryptoTable,
 	"encoding":    (*State).encodingTable,
+	"store":       (*State).storeTable,
 	"RegistrationBehaviour": func(s *State) *lua.LTable {
 		t := s.L.CreateTable(0, 3)
 		t.RawSetString("ALLOW", lua.LString("allow"))
@@ -55,6 +56,9 @@ func (s *State) buildAPIField(name string) lua.LValue {
 	if build, ok := apiTables[name]; ok {
 		return build(s)
 	}
+	if name == "run_db_interaction" {
+		return s.apiRunDBInteraction()
+	}
 	if slices.Contains(HostMethods, name) {
 		return s.hostMethod(name)
 	}
@@ -79,6 +83,7 @@ func (s *State) APINames() []string {
 		names = append(names, name)
 	}
 	names = append(names, HostMethods...)
+	names = append(names, "run_db_interaction")
 	for _, mgr := range HostManagers {
 		names = append(names, mgr.Name)
 	}
