@@ -34,6 +34,19 @@ if [ "$dendrite_missing" = 1 ]; then
   fi
 fi
 
+# PostgreSQL 15 for the storage tests: they start their own cluster from
+# these binaries (as nobody when run as root) in a temporary folder.
+PG_BIN="${LUAMODS_PG_BIN:-/usr/lib/postgresql/15/bin}"
+if [ ! -x "$PG_BIN/postgres" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing postgresql"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "== PostgreSQL is missing ($PG_BIN): the PostgreSQL tests will be skipped" >&2
+  fi
+fi
+
 echo "== go vet"
 go vet ./...
 echo "== go test -race"

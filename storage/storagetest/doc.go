@@ -5,7 +5,8 @@
 // imports it.
 //
 // The PostgreSQL binaries are found in $LUAMODS_PG_BIN, else
-// /usr/lib/postgresql/15/bin (Debian's postgresql package). When a server
+// /usr/lib/postgresql/15/bin (Debian's postgresql package), else another
+// version there. When a server
 // is missing, a test is skipped with a loud message, or fails when $CI is
 // set.
 package storagetest

@@ -53,9 +53,11 @@ type Postgres struct {
 	exit chan struct{}
 }
 
-// PostgresBin returns the folder of the PostgreSQL binaries, or "".
+// PostgresBin returns the folder of the PostgreSQL binaries, or "":
+// $LUAMODS_PG_BIN, else version 15's, else any Debian installs.
 func PostgresBin() string {
-	for _, d := range []string{os.Getenv("LUAMODS_PG_BIN"), "/usr/lib/postgresql/15/bin"} {
+	others, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for _, d := range append([]string{os.Getenv("LUAMODS_PG_BIN"), "/usr/lib/postgresql/15/bin"}, others...) {
 		if d == "" {
 			continue
 		}
