@@ -94,13 +94,14 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadReport, error) {
 		e.metrics.Reloads.WithLabelValues("failed").Inc()
 		return nil, err
 	}
-	e.adoptData(data, next)
+	releaseData := e.adoptData(data, next)
 	e.current.Store(next)
 	e.metrics.generation.Set(float64(next.ID))
 	report := diffGenerations(old, next)
 	report.Took = time.Since(start)
 	go func() {
 		old.retire()
+		releaseData() // the previous database, once no call of old uses it
 		// Under the reload lock, so that no build is creating caches meanwhile.
 		e.reloadMu.Lock()
 		defer e.reloadMu.Unlock()

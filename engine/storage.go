@@ -68,30 +68,42 @@ func sameRedis(a, b *storage.RedisOptions) bool {
 }
 
 // closeUnused closes what of d the engine's current dataSet does not share.
-func (e *Engine) closeUnused(d *dataSet) {
-	if d == nil || d == e.data {
-		return
+// The caller holds reloadMu.
+func (e *Engine) closeUnused(d *dataSet) { unshared(d, e.data)() }
+
+// unshared returns a function that closes what of d keep does not share.
+func unshared(d, keep *dataSet) func() {
+	if d == nil || d == keep {
+		return func() {}
 	}
-	if e.data == nil || d.kv != e.data.kv {
-		d.kv.Close()
+	var kv storage.KV
+	var db *storage.DB
+	if keep == nil || d.kv != keep.kv {
+		kv = d.kv
 	}
-	if e.data == nil || d.db != e.data.db {
-		d.db.Close()
+	if keep == nil || d.db != keep.db {
+		db = d.db
+	}
+	return func() {
+		if kv != nil {
+			kv.Close()
+		}
+		if db != nil {
+			db.Close()
+		}
 	}
 }
 
-// adoptData makes d the engine's dataSet and points every module of gen
-// at it; what the previous one does not share closes in the background,
-// once the transactions running on it end.
-func (e *Engine) adoptData(d *dataSet, gen *Generation) {
+// adoptData makes d the engine's dataSet and points every module of gen at
+// it. It returns what closes the parts of the previous one d does not
+// share: call it once the previous generation has retired.
+func (e *Engine) adoptData(d *dataSet, gen *Generation) (release func()) {
 	old := e.data
 	e.data = d
 	for _, m := range gen.Modules {
 		m.data.Store(d)
 	}
-	if old != nil && old != d {
-		go e.closeUnused(old)
-	}
+	return unshared(old, d)
 }
 
 // moduleDatabase is a module's api.run_db_interaction database.
