@@ -69,6 +69,7 @@ function M.init(api, config)
     local keys, next = api.store.keys(prefix, {limit = 2})
     return {keys = keys, next = next}
   end
+  function cmds.noop() return true end
   api.register_test_callbacks{run = function(cmd, key) return cmds[cmd](key) end}
 end
 return M
@@ -85,7 +86,7 @@ func dbRun(t testing.TB, eng *Engine, cmd, key string) any {
 
 // storageConfigs are the database/store sections to run each test under:
 // SQLite (the default), and PostgreSQL with a Redis store.
-func storageConfigs(t *testing.T) map[string]string {
+func storageConfigs(t testing.TB) map[string]string {
 	t.Helper()
 	pg := storagetest.StartPostgres(t)
 	r := storagetest.StartRedis(t)

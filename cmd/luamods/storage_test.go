@@ -252,3 +252,14 @@ func writeFile(t *testing.T, dir, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestREPLRunsStoreAndDatabaseCalls(t *testing.T) {
+	dir := writeDir(t, map[string]string{"storage.lua": storageModule})
+	writeFile(t, dir, "luamods.yaml", storageConfig(freePort(t), ""))
+	stdin := "api.store.set('a', {x = 41})\napi.store.get('a').x + 1\n" +
+		"api.run_db_interaction('q', function(txn) txn:execute('SELECT count(*) FROM serve_notes WHERE k <> ?', 'x') return txn:fetchone()[1] end)\n"
+	code, stdout, stderr := runCLI("", stdin, "repl", "-c", filepath.Join(dir, "luamods.yaml"), "storage.lua")
+	if code != 0 || !strings.Contains(stdout, "42\n") || !strings.Contains(stdout, "0\n") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
