@@ -14,11 +14,13 @@ import (
 func benchBackends(b *testing.B) map[string]string {
 	pg := storagetest.StartPostgres(b)
 	r := storagetest.StartRedis(b)
-	db := fmt.Sprintf("database: {name: psycopg2, args: {user: postgres, dbname: %s, host: 127.0.0.1, port: %d, cp_max: 4}}\n", pg.NewDatabase(b), pg.Port)
+	db := func() string {
+		return fmt.Sprintf("database: {name: psycopg2, args: {user: postgres, dbname: %s, host: 127.0.0.1, port: %d, cp_max: 4}}\n", pg.NewDatabase(b), pg.Port)
+	}
 	return map[string]string{
 		"sqlite":   "",
-		"postgres": db,
-		"redis":    db + fmt.Sprintf("redis: {enabled: true, host: 127.0.0.1, port: %d}\nstore: {backend: redis}\n", r.Port),
+		"postgres": db(),
+		"redis":    db() + fmt.Sprintf("redis: {enabled: true, host: 127.0.0.1, port: %d}\nstore: {backend: redis}\n", r.Port),
 	}
 }
 
