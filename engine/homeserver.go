@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -54,7 +55,11 @@ func (e *Engine) connectHomeserver(cfg *Config) (*homeserverLink, error) {
 	}
 	reg, err := LoadRegistration(hs.Registration)
 	if err != nil {
-		return nil, &ConfigError{File: cfg.Path, Path: []string{"homeserver", "registration"}, Msg: err.Error()}
+		msg := err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg += " (write it with: luamods registration -c " + cfg.Path + ")"
+		}
+		return nil, &ConfigError{File: cfg.Path, Path: []string{"homeserver", "registration"}, Msg: msg}
 	}
 	var adminToken string
 	if hs.AdminTokenPath != "" {

@@ -99,7 +99,7 @@ func TestLoadRegistrationErrors(t *testing.T) {
 	cases := []struct{ file, want string }{
 		{"partial.yaml", "has no hs_token, sender_localpart"},
 		{"bad.yaml", "not a valid appservice registration"},
-		{"missing.yaml", "write one with: luamods registration"},
+		{"missing.yaml", "reading the appservice registration: open "},
 	}
 	for _, c := range cases {
 		if _, err := LoadRegistration(filepath.Join(dir, c.file)); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -89,7 +89,7 @@ func TestAppserviceFeedDelivers(t *testing.T) {
 // at its path, and without homeserver: the methods have no host.
 func TestHomeserverConfigIsChecked(t *testing.T) {
 	_, _, err := startEngine(t, map[string]string{"luamods.yaml": "server_name: example.com\nhomeserver: {url: 'http://127.0.0.1:9', registration: missing.yaml}\nmodules: []\n"})
-	if err == nil || !strings.Contains(err.Error(), "at 'homeserver.registration'") || !strings.Contains(err.Error(), "luamods registration") {
+	if err == nil || !strings.Contains(err.Error(), "at 'homeserver.registration'") || !strings.Contains(err.Error(), "(write it with: luamods registration -c ") || !strings.Contains(err.Error(), "luamods.yaml)") {
 		t.Fatalf("got %v", err)
 	}
 	eng, _, err := startEngine(t, map[string]string{"luamods.yaml": "modules: []\n"})

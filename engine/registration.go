@@ -93,7 +93,7 @@ func (r *Registration) Marshal() ([]byte, error) {
 func LoadRegistration(path string) (*Registration, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the appservice registration: %w (write one with: luamods registration -c luamods.yaml -o %s)", err, path)
+		return nil, fmt.Errorf("reading the appservice registration: %w", err)
 	}
 	var r Registration
 	if err := yaml.Unmarshal(raw, &r); err != nil {
