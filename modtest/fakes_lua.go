@@ -112,6 +112,19 @@ func sequence(v lua.LValue) *lua.LTable {
 	return seq
 }
 
+// each reads every item of a {sequence = {...}} list with one.
+func each[R any](seq *lua.LTable, one func(lua.LValue) (R, error)) ([]R, error) {
+	rs := make([]R, 0, seq.Len())
+	for i := 1; i <= seq.Len(); i++ {
+		r, err := one(seq.RawGetInt(i))
+		if err != nil {
+			return nil, fmt.Errorf("sequence item %d: %w", i, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
 // callback makes fn, a function of the test file, callable from the fakes'
 // goroutines: it runs in the test file's state, which is idle while the test
 // waits on the module. Owner goroutine.
@@ -141,15 +154,8 @@ func (fr *fileRun) hostResponders(L *lua.LState, at int) ([]responder[[]any, any
 		return constant[[]any](g), err
 	}
 	if seq := sequence(L.Get(at)); seq != nil {
-		var rs []responder[[]any, any]
-		for i := 1; i <= seq.Len(); i++ {
-			r, err := one(seq.RawGetInt(i))
-			if err != nil {
-				return nil, false, fmt.Errorf("sequence item %d: %w", i, err)
-			}
-			rs = append(rs, r)
-		}
-		return rs, false, nil
+		rs, err := each(seq, one)
+		return rs, false, err
 	}
 	if L.GetTop() <= at {
 		r, err := one(L.Get(at))
@@ -202,15 +208,8 @@ func (fr *fileRun) httpResponders(L *lua.LState, at int) ([]responder[recordedRe
 		return constant[recordedRequest](cr), err
 	}
 	if seq := sequence(L.Get(at)); seq != nil {
-		var rs []responder[recordedRequest, cannedResponse]
-		for i := 1; i <= seq.Len(); i++ {
-			r, err := one(seq.RawGetInt(i))
-			if err != nil {
-				return nil, false, fmt.Errorf("sequence item %d: %w", i, err)
-			}
-			rs = append(rs, r)
-		}
-		return rs, false, nil
+		rs, err := each(seq, one)
+		return rs, false, err
 	}
 	r, err := one(L.Get(at))
 	return []responder[recordedRequest, cannedResponse]{r}, true, err
