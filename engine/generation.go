@@ -356,6 +356,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Expose:        e.opts.Expose,
 		Database:      moduleDatabase{ref: &m.data, module: mc.Module},
 		Store:         moduleStore{ref: &m.data, ns: mc.Module},
+		Depend:        m.deps.record, // templates: a change reloads the module
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{

@@ -229,6 +229,41 @@ return M`,
 	}
 }
 
+// Templates are reloaded with their module: a changed template changes the
+// module that read it.
+func TestReloadSeesTemplates(t *testing.T) {
+	eng, _, err := startEngine(t, map[string]string{
+		"luamods.yaml": "modules:\n  - module: app.lua\n",
+		"app.lua": `local M = {}
+function M.init(api)
+  local t = api.read_templates({"greeting.txt"})[1]
+  api.register_test_callbacks{ run = function(name) return t:render{name = name} end }
+end
+return M`,
+		"greeting.txt": `hello {{ name }}`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, eng, "ann"); got != "hello ann" {
+		t.Fatalf("got %q", got)
+	}
+	if report, err := eng.Reload(context.Background()); err != nil || !report.Unchanged {
+		t.Fatalf("nothing changed, yet: %v %v", report, err)
+	}
+	rewrite(t, eng, "greeting.txt", `good day {{ name }}`)
+	if !eng.Stale() {
+		t.Fatal("a changed template is not seen")
+	}
+	report, err := eng.Reload(context.Background())
+	if err != nil || strings.Join(report.Changed, ",") != "app.lua" {
+		t.Fatalf("a changed template did not change its module: %v %v", report, err)
+	}
+	if got := run(t, eng, "ann"); got != "good day ann" {
+		t.Fatalf("after reload got %q", got)
+	}
+}
+
 func TestStaleTracksLoadedFiles(t *testing.T) {
 	eng, _, err := startEngine(t, map[string]string{
 		"luamods.yaml": "modules:\n  - module: app.lua\n",

@@ -32,6 +32,11 @@ type Env struct {
 	// gopher-luar (expose.go); their methods run synchronously.
 	Expose map[string]any
 
+	// Depend records a file the module read besides its scripts (a
+	// template), with its ContentHash, so that a change to it reloads the
+	// module; nil records nothing.
+	Depend func(path, hash string)
+
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)
 }

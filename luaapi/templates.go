@@ -47,7 +47,7 @@ func (s *State) apiReadTemplates(L *lua.LState) int {
 	if s.opts.Dir == "" {
 		L.RaiseError("%s: the module has no folder to read templates from", what)
 	}
-	loader, err := newTemplateLoader(s.opts.Dir, custom)
+	loader, err := newTemplateLoader(s.opts.Dir, custom, s.opts.Env.Depend)
 	if err != nil {
 		L.RaiseError("%s: %v", what, err)
 	}
@@ -162,12 +162,13 @@ type templateLoader struct {
 	dir    string   // the module's folder
 	search []string // slash-separated folders inside dir, "." for dir itself
 	env    *exec.Environment
+	depend func(path, hash string) // Env.Depend, or nil
 
 	mu    sync.Mutex
 	files map[string]string
 }
 
-func newTemplateLoader(dir, custom string) (*templateLoader, error) {
+func newTemplateLoader(dir, custom string, depend func(path, hash string)) (*templateLoader, error) {
 	globals := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 	if rng, ok := globals.Get("range"); ok {
 		if rng, ok := rng.(func(*exec.Evaluator, *exec.VarArgs) (<-chan int, error)); ok {
@@ -175,8 +176,9 @@ func newTemplateLoader(dir, custom string) (*templateLoader, error) {
 		}
 	}
 	l := &templateLoader{
-		dir:   dir,
-		files: map[string]string{},
+		dir:    dir,
+		depend: depend,
+		files:  map[string]string{},
 		env: &exec.Environment{
 			Context:           globals,
 			Filters:           builtins.Filters,
@@ -307,5 +309,8 @@ func (l *templateLoader) read(p string) (string, error) {
 		return "", fmt.Errorf("template %s is over %d bytes", p, MaxTemplateSize)
 	}
 	l.files[p] = string(b)
+	if l.depend != nil {
+		l.depend(filepath.Join(l.dir, filepath.FromSlash(p)), ContentHash(b))
+	}
 	return l.files[p], nil
 }
