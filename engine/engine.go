@@ -182,9 +182,6 @@ func (e *Engine) Acquire() (gen *Generation, release func()) {
 // Catalog returns the engine's callback catalog.
 func (e *Engine) Catalog() *Catalog { return e.catalog }
 
-// Metrics returns the engine's metrics, for the HTTP bridge to record into.
-func (e *Engine) Metrics() *Metrics { return e.metrics }
-
 // Registry returns the Prometheus registry the engine's metrics are in.
 func (e *Engine) Registry() *prometheus.Registry { return e.opts.Registry }
 

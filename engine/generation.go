@@ -70,7 +70,7 @@ type Route struct {
 	Path    string
 	Module  *Module
 	Methods []string                // nil: any method
-	Entries map[string]luaapi.Entry // method (or "*") → entry
+	entries map[string]luaapi.Entry // method (or "*") → entry
 	Where   string
 
 	latency prometheus.Observer // the route's latency series
@@ -87,6 +87,15 @@ type hookMetrics struct {
 	calls, errors prometheus.Counter
 	latency       prometheus.Observer
 	inflight      prometheus.Gauge
+}
+
+// Inflight is the number of calls running in the module's states now.
+func (m *Module) Inflight() int64 {
+	var n int64
+	for _, s := range m.states {
+		n += s.Inflight()
+	}
+	return n
 }
 
 // States returns the module's Lua states (one per instance).

@@ -42,7 +42,7 @@ func (r *registrar) RegisterWebResource(path string, methods []string, entries m
 		return nil
 	}
 	sort.Strings(methods)
-	rec := registration{route: &Route{Path: path, Module: r.module, Methods: methods, Entries: entries, Where: where, latency: r.gen.engine.routeLatency(path)}}
+	rec := registration{route: &Route{Path: path, Module: r.module, Methods: methods, entries: entries, Where: where, latency: r.gen.engine.routeLatency(path)}}
 	r.gen.applyRoute(rec.route)
 	r.module.registers = append(r.module.registers, rec)
 	return nil

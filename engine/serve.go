@@ -72,12 +72,12 @@ func (e *Engine) Serve(ctx context.Context, req *WebRequest) (*Response, error) 
 
 // serveRoute runs the route's handler for the method, within the body limit.
 func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath string, req *WebRequest, id string) (*Response, error) {
-	entry, ok := route.Entries[req.Method]
+	entry, ok := route.entries[req.Method]
 	if !ok {
-		entry, ok = route.Entries["*"]
+		entry, ok = route.entries["*"]
 	}
 	if !ok && req.Method == http.MethodHead {
-		entry, ok = route.Entries[http.MethodGet]
+		entry, ok = route.entries[http.MethodGet]
 	}
 	if !ok {
 		err := NewHTTPError(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Method not allowed")

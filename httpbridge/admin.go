@@ -120,7 +120,7 @@ func (b *Bridge) modules(c echo.Context) error {
 	gen := b.eng.Current()
 	out := make([]moduleInfo, 0, len(gen.Modules))
 	for _, m := range gen.Modules {
-		info := moduleInfo{Module: m.Name, File: m.File, Hash: m.Hash, States: len(m.States()), Callbacks: []string{}, Routes: append([]string{}, gen.RoutesOf(m)...)}
+		info := moduleInfo{Module: m.Name, File: m.File, Hash: m.Hash, States: m.Config.Instances, Callbacks: []string{}, Routes: append([]string{}, gen.RoutesOf(m)...)}
 		for _, cb := range gen.Callbacks(m) {
 			name := cb.Category + "." + cb.Name
 			if cb.Key != "" {
@@ -128,9 +128,7 @@ func (b *Bridge) modules(c echo.Context) error {
 			}
 			info.Callbacks = append(info.Callbacks, name)
 		}
-		for _, s := range m.States() {
-			info.Inflight += s.Inflight()
-		}
+		info.Inflight = m.Inflight()
 		out = append(out, info)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"generation": gen.ID, "modules": out})

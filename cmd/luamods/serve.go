@@ -65,7 +65,7 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 	defer eng.Close()
 	gen := eng.Current()
 	for _, m := range gen.Modules {
-		log.Info("loaded module", "module", m.Name, "file", m.File, "states", len(m.States()), "callbacks", len(gen.Callbacks(m)))
+		log.Info("loaded module", "module", m.Name, "file", m.File, "states", m.Config.Instances, "callbacks", len(gen.Callbacks(m)))
 	}
 	for _, r := range gen.Routes() {
 		log.Info("route", "path", r.Path, "module", r.Module.Name, "methods", allow(r.Methods), "handler", r.Where)
