@@ -187,18 +187,23 @@ func (s *State) parseExecute(L *lua.LState) (AsyncFunc, error) {
 	}
 	t.busy = true
 	db := s.opts.Env.Database
+	tx := t.tx
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		defer func() { t.busy = false }()
-		if t.tx == nil {
-			tx, err := db.Begin(ctx, t.desc)
-			if err != nil {
+		// busy keeps every other use of tx away: the lock is not held
+		// while the statement runs, so the owner never waits for it.
+		var err error
+		if tx == nil {
+			if tx, err = db.Begin(ctx, t.desc); err != nil {
+				t.mu.Lock()
+				t.busy = false
+				t.mu.Unlock()
 				return nil, fmt.Errorf("%s: %w", t.desc, err)
 			}
-			t.tx = tx
 		}
-		rows, n, err := t.tx.Execute(ctx, query, args)
+		rows, n, err := tx.Execute(ctx, query, args)
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.tx, t.busy = tx, false
 		if err != nil {
 			t.retryable = db.Retryable(err)
 			return nil, fmt.Errorf("%s: %w", t.desc, err)
