@@ -20,20 +20,22 @@ import (
 // Config is luamods.yaml (design §2). The zero value of each optional field
 // means its default.
 type Config struct {
-	Path           string         // the file it was read from; module paths are relative to its folder
-	ServerName     string         // server_name → api.server_name
-	PublicBaseURL  string         // public_baseurl → api.public_baseurl
-	WorkerName     string         // worker_name → api.worker_name; "" (nil in Lua) on the main process
-	Listen         string         // listen; default 127.0.0.1:8008
-	AdminToken     string         // admin_token, or read from admin_token_file
-	ModulePath     []string       // module_path: folders searched for dotted module names; default the config's folder
-	IPBlocklist    []string       // ip_range_blocklist; default luaapi.DefaultBlocklist
-	IPAllowlist    []string       // ip_range_allowlist
-	MaxRequestBody int64          // max_request_body; default 10 MiB
-	Redis          *RedisConfig   // redis (or the deprecated cache.redis): invalidations fan out through Redis
-	LogLevel       string         // log_level: debug, info, warn, error; default info
-	LogFormat      string         // log_format: text (default) or json (slog's JSON handler)
-	Modules        []ModuleConfig // modules, in order
+	Path           string       // the file it was read from; module paths are relative to its folder
+	ServerName     string       // server_name → api.server_name
+	PublicBaseURL  string       // public_baseurl → api.public_baseurl
+	WorkerName     string       // worker_name → api.worker_name; "" (nil in Lua) on the main process
+	Listen         string       // listen; default 127.0.0.1:8008
+	AdminToken     string       // admin_token, or read from admin_token_file
+	ModulePath     []string     // module_path: folders searched for dotted module names; default the config's folder
+	IPBlocklist    []string     // ip_range_blocklist; default luaapi.DefaultBlocklist
+	IPAllowlist    []string     // ip_range_allowlist
+	MaxRequestBody int64        // max_request_body; default 10 MiB
+	Redis          *RedisConfig // redis (or the deprecated cache.redis): invalidations fan out through Redis
+	LogLevel       string       // log_level: debug, info, warn, error; default info
+	LogFormat      string       // log_format: text (default) or json (slog's JSON handler)
+
+	MaxCallMemory int64          // max_call_memory: allocation budget of one call's builtins; default luaapi.DefaultMaxCallMemory
+	Modules       []ModuleConfig // modules, in order
 
 	// Module persistence (docs/storage.md).
 	Database     storage.Options       // database: SQLite next to the config by default
@@ -145,6 +147,8 @@ var topLevelKeys = []string{
 	"http_antispam", "rest_auth", "worker_name",
 	"homeserver", "email",
 	"database", "redis", "store",
+
+	"max_call_memory",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -199,6 +203,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.IPAllowlist = p.ranges(v, at)
 		case "max_request_body":
 			cfg.MaxRequestBody = p.size(v, at)
+		case "max_call_memory":
+			cfg.MaxCallMemory = p.size(v, at)
 		case "log_level":
 			cfg.LogLevel = p.str(v, at)
 			switch cfg.LogLevel {

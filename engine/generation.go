@@ -366,6 +366,8 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Database:      moduleDatabase{ref: &m.data, module: mc.Module},
 		Store:         moduleStore{ref: &m.data, ns: mc.Module},
 		Depend:        m.deps.record, // templates: a change reloads the module
+
+		MaxCallMemory: g.Config.MaxCallMemory,
 	}
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{

@@ -134,11 +134,18 @@ func jsonNumberToLua(n json.Number) lua.LValue {
 // empty and carries the array marker (api.json.array, or it arrived as an
 // array); every other table is an object whose number keys are written as
 // strings. Functions, userdata, threads, NaN and infinities are refused.
+//
+// At most MaxValues tables and elements are converted (ErrTooLarge): a
+// table holding the same table many times expands at every level.
 func FromLua(v lua.LValue) (any, error) {
-	return fromLua(v, 0)
+	budget := MaxValues
+	return fromLua(v, 0, &budget)
 }
 
-func fromLua(v lua.LValue, depth int) (any, error) {
+// MaxValues bounds the tables and elements of one value leaving Lua.
+const MaxValues = 1 << 20
+
+func fromLua(v lua.LValue, depth int, budget *int) (any, error) {
 	switch x := v.(type) {
 	case *lua.LNilType:
 		return nil, nil
@@ -152,7 +159,7 @@ func fromLua(v lua.LValue, depth int) (any, error) {
 		if depth >= MaxDepth {
 			return nil, ErrTooDeep
 		}
-		return tableFromLua(x, depth)
+		return tableFromLua(x, depth, budget)
 	case *lua.LUserData:
 		if isJSONNull(x) {
 			return nil, nil
@@ -174,12 +181,15 @@ func numberFromLua(n lua.LNumber) (any, error) {
 	return f, nil
 }
 
-func tableFromLua(t *lua.LTable, depth int) (any, error) {
+func tableFromLua(t *lua.LTable, depth int, budget *int) (any, error) {
 	n := t.MaxN()
+	if *budget -= n + 1; *budget < 0 {
+		return nil, fmt.Errorf("%w (over %d values)", ErrTooLarge, MaxValues)
+	}
 	if n > 0 && isSequence(t, n) {
 		out := make([]any, n)
 		for i := 1; i <= n; i++ {
-			e, err := fromLua(t.RawGetInt(i), depth+1)
+			e, err := fromLua(t.RawGetInt(i), depth+1, budget)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
 			}
@@ -208,8 +218,12 @@ func tableFromLua(t *lua.LTable, depth int) (any, error) {
 			err = fmt.Errorf("luaapi: a %s cannot be an object key", k.Type())
 			return
 		}
+		if *budget--; *budget < 0 {
+			err = fmt.Errorf("%w (over %d values)", ErrTooLarge, MaxValues)
+			return
+		}
 		var ge any
-		if ge, err = fromLua(e, depth+1); err != nil {
+		if ge, err = fromLua(e, depth+1, budget); err != nil {
 			err = fmt.Errorf("%s: %w", key, err)
 			return
 		}

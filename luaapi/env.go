@@ -22,7 +22,8 @@ type Env struct {
 	Catalog       Catalog            // the callback categories api.register_*_callbacks offers
 	Caches        CacheProvider      // api.cached; nil: api.cached fails
 	Metrics       MetricsProvider    // api.metrics; nil: defining a metric fails
-	MaxStringSize int                // cap of string.rep results; 0: DefaultMaxStringSize
+	MaxStringSize int                // cap of a string a builtin builds; 0: DefaultMaxStringSize
+	MaxCallMemory int64              // allocation budget of one call's builtins; 0: DefaultMaxCallMemory
 	Background    BackgroundObserver // metrics of background work by description; nil: none
 	Database      Database           // api.run_db_interaction; nil: it fails
 	Store         Store              // api.store, in the module's namespace; nil: it fails

@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -16,14 +17,27 @@ import (
 // with sorted keys; integral numbers print as integers), without building
 // Go maps first. Its output equals EncodeJSON(FromLua(v)).
 func EncodeLuaJSON(v lua.LValue) ([]byte, error) {
+	return EncodeLuaJSONLimit(v, MaxValueSize)
+}
+
+// MaxValueSize bounds the JSON of a value leaving Lua: a table that holds
+// the same large table many times would otherwise expand without end.
+const MaxValueSize = 64 << 20
+
+// ErrTooLarge is returned when a value leaving Lua is over its size limit.
+var ErrTooLarge = errors.New("luaapi: value too large")
+
+// EncodeLuaJSONLimit is EncodeLuaJSON refusing output over max bytes
+// (ErrTooLarge) before it is written.
+func EncodeLuaJSONLimit(v lua.LValue, max int) ([]byte, error) {
 	var b bytes.Buffer
-	if err := encodeLua(&b, v, 0); err != nil {
+	if err := encodeLua(&b, v, 0, max); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
 }
 
-func encodeLua(b *bytes.Buffer, v lua.LValue, depth int) error {
+func encodeLua(b *bytes.Buffer, v lua.LValue, depth, max int) error {
 	switch x := v.(type) {
 	case *lua.LNilType:
 		b.WriteString("null")
@@ -34,6 +48,9 @@ func encodeLua(b *bytes.Buffer, v lua.LValue, depth int) error {
 			b.WriteString("false")
 		}
 	case lua.LString:
+		if len(x)+2 > max-b.Len() {
+			return fmt.Errorf("%w (over %d bytes of JSON)", ErrTooLarge, max)
+		}
 		writeJSONString(b, string(x))
 	case lua.LNumber:
 		f := float64(x)
@@ -49,7 +66,7 @@ func encodeLua(b *bytes.Buffer, v lua.LValue, depth int) error {
 		if depth >= MaxDepth {
 			return ErrTooDeep
 		}
-		return encodeTable(b, x, depth)
+		return encodeTable(b, x, depth, max)
 	case *lua.LUserData:
 		if !isJSONNull(x) {
 			return fmt.Errorf("luaapi: a %s cannot leave Lua (only nil, booleans, numbers, strings and tables of those)", v.Type())
@@ -61,15 +78,18 @@ func encodeLua(b *bytes.Buffer, v lua.LValue, depth int) error {
 	return nil
 }
 
-func encodeTable(b *bytes.Buffer, t *lua.LTable, depth int) error {
+func encodeTable(b *bytes.Buffer, t *lua.LTable, depth, max int) error {
 	n := t.MaxN()
 	if (n > 0 && isSequence(t, n)) || (n == 0 && isMarkedArray(t) && isEmpty(t)) {
 		b.WriteByte('[')
 		for i := 1; i <= n; i++ {
+			if b.Len() > max {
+				return fmt.Errorf("%w (over %d bytes of JSON)", ErrTooLarge, max)
+			}
 			if i > 1 {
 				b.WriteByte(',')
 			}
-			if err := encodeLua(b, t.RawGetInt(i), depth+1); err != nil {
+			if err := encodeLua(b, t.RawGetInt(i), depth+1, max); err != nil {
 				return fmt.Errorf("[%d]: %w", i, err)
 			}
 		}
@@ -103,9 +123,12 @@ func encodeTable(b *bytes.Buffer, t *lua.LTable, depth int) error {
 		if i > 0 {
 			b.WriteByte(',')
 		}
+		if len(f.key)+3 > max-b.Len() {
+			return fmt.Errorf("%w (over %d bytes of JSON)", ErrTooLarge, max)
+		}
 		writeJSONString(b, f.key)
 		b.WriteByte(':')
-		if err := encodeLua(b, f.val, depth+1); err != nil {
+		if err := encodeLua(b, f.val, depth+1, max); err != nil {
 			return fmt.Errorf("%s: %w", f.key, err)
 		}
 	}

@@ -10,9 +10,9 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// DefaultMaxStringSize caps strings built by string.rep (and other capped
-// builtins) when Env.MaxStringSize is zero: gopher-lua cannot interrupt a
-// single builtin, so its size is the only bound (gopherlua.md §1.6).
+// DefaultMaxStringSize caps a string built by string.rep, format, gsub,
+// table.concat or api.json.encode when Env.MaxStringSize is zero: a builtin
+// runs to its end, so its size is its bound (gopherlua.md §1.6).
 const DefaultMaxStringSize = 16 << 20
 
 // sandboxRemoved are the base functions a sandboxed module never sees
@@ -48,10 +48,7 @@ func (s *State) openLibs() error {
 		L.OpenLibs()
 		L.SetTop(0)
 	}
-	str := L.GetGlobal("string").(*lua.LTable)
-	str.RawSetString("rep", L.NewFunction(s.stringRep))
-	str.RawSetString("gsub", L.NewFunction(s.stringGsub))
-	str.RawSetString("dump", lua.LNil)
+	s.replaceBuiltins()
 	L.SetGlobal("print", L.NewFunction(s.print))
 	L.SetGlobal("error", L.NewFunction(s.baseError))
 	L.SetGlobal("require", L.NewFunction(s.require))
@@ -89,36 +86,39 @@ func (s *State) asyncLua(name string, parse func(L *lua.LState) (AsyncFunc, erro
 	return fn
 }
 
+// replaceBuiltins swaps the builtins whose gopher-lua versions can outlive
+// a deadline or build unbounded results for the bounded ones of strlib.go,
+// pattern.go and format.go.
+func (s *State) replaceBuiltins() {
+	L := s.L
+	str := L.GetGlobal("string").(*lua.LTable)
+	for name, fn := range map[string]lua.LGFunction{
+		"rep":     s.stringRep,
+		"gsub":    s.stringGsub,
+		"format":  s.stringFormat,
+		"byte":    s.stringByte,
+		"find":    stringFind(true),
+		"match":   stringFind(false),
+		"gmatch":  stringGmatch,
+		"upper":   s.stringCase(strings.ToUpper),
+		"lower":   s.stringCase(strings.ToLower),
+		"reverse": s.stringCase(reverse),
+	} {
+		str.RawSetString(name, L.NewFunction(fn))
+	}
+	str.RawSetString("gfind", str.RawGetString("gmatch"))
+	str.RawSetString("dump", lua.LNil)
+	if tbl, ok := L.GetGlobal("table").(*lua.LTable); ok {
+		tbl.RawSetString("concat", L.NewFunction(s.tableConcat))
+	}
+	L.SetGlobal("unpack", L.NewFunction(baseUnpack))
+}
+
 func (s *State) maxString() int {
 	if n := s.opts.Env.MaxStringSize; n > 0 {
 		return n
 	}
 	return DefaultMaxStringSize
-}
-
-// stringRep is string.rep(s, n [, sep]) refusing results over the size cap.
-func (s *State) stringRep(L *lua.LState) int {
-	str := L.CheckString(1)
-	n := L.CheckInt(2)
-	sep := L.OptString(3, "")
-	if n <= 0 {
-		L.Push(lua.LString(""))
-		return 1
-	}
-	size := int64(len(str))*int64(n) + int64(len(sep))*int64(n-1)
-	if size > int64(s.maxString()) {
-		L.RaiseError("string.rep: result of %d bytes is over the limit of %d bytes", size, s.maxString())
-	}
-	var b strings.Builder
-	b.Grow(int(size))
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString(sep)
-		}
-		b.WriteString(str)
-	}
-	L.Push(lua.LString(b.String()))
-	return 1
 }
 
 // maxTableErrors bounds the positions kept for error tables.

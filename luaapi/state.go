@@ -29,6 +29,10 @@ var stateOptions = lua.Options{
 	MinimizeStackMemory: true,
 }
 
+// maxPcallDepth bounds the pcall/xpcall levels of one call: each is a
+// thread, and recursion through pcall got past the call-depth limit.
+const maxPcallDepth = 200
+
 // maxIdleThreads bounds the threads a state keeps for reuse.
 const maxIdleThreads = 16
 
@@ -347,9 +351,10 @@ type call struct {
 	onDone func([]lua.LValue, error) // background calls: instead of a reply
 	parked atomic.Bool               // waiting on the clock: not counted in State.active
 
-	frames   []frame
-	frameBuf [2]frame
-	flights  []int // cache computations this call leads
+	frames    []frame
+	frameBuf  [2]frame
+	flights   []int // cache computations this call leads
+	allocated int64 // bytes builtins allocated for it (charge)
 
 	mu     sync.Mutex
 	done   bool
@@ -492,6 +497,10 @@ func (s *State) drive(c *call, fn *lua.LFunction, args []lua.LValue) {
 			req := requestOf(vals)
 			switch r := req.(type) {
 			case *pcallRequest:
+				if len(c.frames) >= maxPcallDepth { // as Lua 5.1's C stack: the pcall fails
+					args = []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("stack overflow (pcall/xpcall nested over %d levels)", maxPcallDepth))}
+					continue
+				}
 				kind := framePcall
 				if r.handler != nil {
 					kind = frameXpcall

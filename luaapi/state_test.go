@@ -47,6 +47,12 @@ func (c testCatalog) Categories() []string { return c }
 // its init. The module must return a table with init.
 func newTestState(t testing.TB, src string, env *Env) (*State, *recorder) {
 	t.Helper()
+	return newTestStateTimeout(t, src, env, 2*time.Second)
+}
+
+// newTestStateTimeout is newTestState with the given call timeout.
+func newTestStateTimeout(t testing.TB, src string, env *Env, timeout time.Duration) (*State, *recorder) {
+	t.Helper()
 	if env == nil {
 		env = &Env{}
 	}
@@ -54,7 +60,7 @@ func newTestState(t testing.TB, src string, env *Env) (*State, *recorder) {
 		env.Catalog = testCatalog{"spam_checker"}
 	}
 	env.ServerName = "example.com"
-	s, err := NewState(Options{Module: "test", Sandbox: true, Timeout: 2 * time.Second, Env: env})
+	s, err := NewState(Options{Module: "test", Sandbox: true, Timeout: timeout, Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,15 +50,18 @@ func (s *State) jsonTable() *lua.LTable {
 	t.RawSetString("null", jsonNullValue(L))
 	t.RawSetString("is_array", L.NewFunction(apiIsArray))
 	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
-		b, err := EncodeLuaJSON(L.Get(1))
+		b, err := EncodeLuaJSONLimit(L.Get(1), s.maxString())
 		if err != nil {
 			L.RaiseError("json.encode: %v", err)
 		}
+		s.charge(L, len(b))
 		L.Push(lua.LString(b))
 		return 1
 	}))
 	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
-		lv, err := DecodeJSONToLua(L, []byte(L.CheckString(1)))
+		src := L.CheckString(1)
+		s.charge(L, jsonCostFactor*len(src))
+		lv, err := DecodeJSONToLua(L, []byte(src))
 		if err != nil {
 			L.RaiseError("json.decode: %v", err)
 		}
@@ -76,6 +79,10 @@ func (s *State) jsonTable() *lua.LTable {
 	}))
 	return t
 }
+
+// jsonCostFactor is what decoding a byte of JSON costs at most, as Go
+// values and then Lua tables (`[0,0,...]` is two bytes per element).
+const jsonCostFactor = 16
 
 // EncodeJSON encodes a JSON-like value without escaping <, > and &.
 func EncodeJSON(v any) ([]byte, error) {
