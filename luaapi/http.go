@@ -19,11 +19,14 @@ import (
 
 // DefaultBlocklist is what outbound HTTP refuses when the configuration sets
 // no ip_range_blocklist: loopback, private, link-local, CGNAT, unique-local,
-// multicast and unspecified ranges.
+// multicast and unspecified ranges, the IPv4-compatible and IPv4-mapped
+// IPv6 ranges, and the NAT64 prefixes. (Whatever the list, an IPv6 address
+// that embeds a blocked IPv4 address is refused too: see Allowed.)
 var DefaultBlocklist = []string{
 	"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
 	"169.254.0.0/16", "0.0.0.0/8", "192.0.0.0/24", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
 	"::1/128", "::/128", "fe80::/10", "fc00::/7", "ff00::/8", "64:ff9b::/96",
+	"::/96", "::ffff:0:0/96", "64:ff9b:1::/48", "fec0::/10",
 }
 
 // HTTPPolicy configures api.http_client.
@@ -96,20 +99,68 @@ func NewHTTPClient(p HTTPPolicy) *HTTPClient {
 // ErrBlocked is the cause of a request refused by the IP blocklist.
 var ErrBlocked = errors.New("destination address is blocked by ip_range_blocklist")
 
-// Allowed reports whether the policy lets connections reach addr.
+// Allowed reports whether the policy lets connections reach addr. An
+// address with a zone (fe80::1%eth0, ::1%lo) is refused outright:
+// netip.Prefix.Contains is false for every zoned address, so no range would
+// ever match it. An IPv6 address is refused when the IPv4 address it
+// embeds (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo, ISATAP) is.
 func (c *HTTPClient) Allowed(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	for _, p := range c.policy.Allowlist {
-		if p.Contains(addr) {
-			return true
-		}
+	if addr.Zone() != "" {
+		return false
 	}
-	for _, p := range c.policy.Blocklist {
-		if p.Contains(addr) {
+	if inRanges(c.policy.Allowlist, addr) || inRanges(c.policy.Allowlist, addr.Unmap()) {
+		return true
+	}
+	if inRanges(c.policy.Blocklist, addr) || inRanges(c.policy.Blocklist, addr.Unmap()) {
+		return false
+	}
+	for _, v4 := range embeddedIPv4(addr) {
+		if inRanges(c.policy.Blocklist, v4) && !inRanges(c.policy.Allowlist, v4) {
 			return false
 		}
 	}
 	return true
+}
+
+func inRanges(ranges []netip.Prefix, addr netip.Addr) bool {
+	for _, p := range ranges {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// embeddedIPv4 returns the IPv4 addresses an IPv6 address carries by one of
+// the transition mechanisms: IPv4-compatible (::a.b.c.d), NAT64
+// (64:ff9b::/96, 64:ff9b:1::/48's last 32 bits), 6to4 (2002:aabb:ccdd::/16),
+// Teredo (2001::/32: the server, and the client's bits inverted) and ISATAP
+// (an interface identifier of 0:5efe or 200:5efe).
+func embeddedIPv4(addr netip.Addr) []netip.Addr {
+	if !addr.Is6() {
+		return nil
+	}
+	b := addr.As16()
+	v4 := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{b[i], b[i+1], b[i+2], b[i+3]}) }
+	var out []netip.Addr
+	switch {
+	case [10]byte(b[:10]) == [10]byte{}: // ::/80: IPv4-compatible (and mapped)
+		out = append(out, v4(12))
+	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b: // NAT64
+		out = append(out, v4(12))
+	case b[0] == 0x20 && b[1] == 0x02: // 6to4
+		out = append(out, v4(2))
+	case b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0: // Teredo
+		client := v4(12).As4()
+		for i := range client {
+			client[i] ^= 0xff
+		}
+		out = append(out, v4(4), netip.AddrFrom4(client))
+	}
+	if (b[8]|0x02) == 0x02 && b[9] == 0 && b[10] == 0x5e && b[11] == 0xfe { // ISATAP
+		out = append(out, v4(12))
+	}
+	return out
 }
 
 func (c *HTTPClient) checkDial(_, address string, _ syscall.RawConn) error {
