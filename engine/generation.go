@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	pathpkg "path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -165,7 +166,12 @@ func (g *Generation) sortedPaths() []string {
 
 // Match finds the route serving path: the registered path itself or the
 // longest registered path it is below. subpath is the rest ("" or "/…").
-func (g *Generation) Match(path string) (r *Route, subpath string, ok bool) {
+//
+// The path is cleaned first (path.Clean: "." and ".." segments resolved,
+// repeated slashes folded; a decoded %2e%2e is a ".."), so a subpath never
+// climbs out of its route and a path cannot reach another route through one.
+func (g *Generation) Match(urlPath string) (r *Route, subpath string, ok bool) {
+	path := cleanPath(urlPath)
 	if r, ok := g.routes[path]; ok {
 		return r, "", true
 	}
@@ -233,10 +239,22 @@ func (m *Module) release() {
 	}
 }
 
-// reservedPrefixes are the paths a module may not serve (design §5).
+// cleanPath is path.Clean keeping a trailing slash.
+func cleanPath(p string) string {
+	c := pathpkg.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// reservedPrefixes are the paths a module may not serve (design §5), with
+// what luamods itself serves (appservice transactions, the REST password
+// provider). A module route may not be one, lie inside one, or contain one.
 var reservedPrefixes = []string{
 	"/_matrix/client", "/_matrix/federation", "/_matrix/key", "/_matrix/media", "/_matrix/app",
 	"/_synapse/admin", "/_synapse/replication", "/health", "/metrics", "/_luamods",
+	"/_matrix/app", "/_matrix-internal",
 }
 
 // build loads every module of cfg into a new generation. A module of prev

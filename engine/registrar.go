@@ -136,9 +136,15 @@ func checkPath(path string) error {
 	if path == "/" {
 		return fmt.Errorf("path %q would shadow every server path", path)
 	}
+	if cleanPath(path) != path {
+		return fmt.Errorf("path %q must be clean (no . or .. segments)", path)
+	}
 	for _, p := range reservedPrefixes {
-		if path == p || strings.HasPrefix(path, p+"/") || p == path+"/" {
+		switch {
+		case path == p || strings.HasPrefix(path, p+"/"):
 			return fmt.Errorf("path %q is under %s, which belongs to the server", path, p)
+		case strings.HasPrefix(p, strings.TrimSuffix(path, "/")+"/"):
+			return fmt.Errorf("path %q contains %s, which belongs to the server", path, p)
 		}
 	}
 	return nil

@@ -128,6 +128,7 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 		{"parse_config raises", "app.lua", "local M = {} function M.parse_config() error('bad config') end function M.init() end return M", "Failed to parse config for module 'app.lua'"},
 		{"init raises", "app.lua", "local M = {} function M.init(api) api.nope() end return M", "Error during startup of module 'app.lua'"},
 		{"route under a reserved prefix", "app.lua", "local M = {} function M.init(api) api.register_web_resource('/_synapse/admin/x', function() end) end return M", "is under /_synapse/admin"},
+		{"route above a reserved prefix", "app.lua", "local M = {} function M.init(api) api.register_web_resource('/_matrix', function() end) end return M", "contains /_matrix/client"},
 		{"init times out", "app.lua", "local M = {} function M.init(api) while true do end end return M", "context deadline exceeded"},
 		{"YAML", "luamods.yaml", "modules: [\n", "not valid YAML"},
 	}

@@ -127,6 +127,8 @@ func TestWebResources(t *testing.T) {
 			`{"all":["1","2"],"body":"{\"k\":[1,2]}","h":"hv","json":{"k":[1,2]},"method":"POST","path":"/_synapse/client/echo","q":"1","remote":true,"rid":true,"subpath":""}`},
 		{"raw body", "PUT", "/_synapse/client/echo", "not json", []string{"Content-Type", "text/plain"}, 200, `"body":"not json"`},
 		{"subpath", "GET", "/_synapse/client/echo/a/b", "", nil, 200, `"subpath":"/a/b"`},
+		{"subpath cleaned", "GET", "/_synapse/client/echo/a/%2e%2e/b/./c", "", nil, 200, `"subpath":"/b/c"`},
+		{"no climbing out", "GET", "/_synapse/client/echo/%2e%2e/%2e%2e/admin/v1/users", "", nil, 404, `"errcode":"M_UNRECOGNIZED"`},
 		{"not below", "GET", "/_synapse/client/echoes", "", nil, 404, `"errcode":"M_UNRECOGNIZED"`},
 		{"method table GET", "GET", "/_synapse/client/methods", "", nil, 200, "got"},
 		{"method table lower-case key", "POST", "/_synapse/client/methods", `{"x":1}`, nil, 201, `{"x":1}`},
