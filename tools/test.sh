@@ -51,7 +51,25 @@ echo "== go vet"
 go vet ./...
 echo "== go test -race"
 go test -race -timeout 15m ./...
+
+# Every step runs even when an earlier one fails; the script fails if any did.
+failed=()
+step() {
+  local name=$1
+  shift
+  echo "== $name"
+  if ! "$@"; then
+    failed+=("$name")
+  fi
+}
+
+step "go vet" go vet ./...
+step "go test -race" go test -race -timeout 15m ./...
 if [ -d scripts ] && ls scripts/*_test.lua >/dev/null 2>&1; then
-  echo "== luamods test (example modules)"
-  go run ./cmd/luamods test scripts
+  step "luamods test (example modules)" go run ./cmd/luamods test scripts
 fi
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '== FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "== all passed"
