@@ -5,6 +5,7 @@ import (
 	"fmt"
 	pathpkg "path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -50,10 +51,13 @@ type Module struct {
 	Config ModuleConfig
 
 	identity  string
-	registers []registration // what init registered, replayed into each generation
-	deps      dependencies   // files the module required, with their hashes
-	states    []*luaapi.State
+	registers []registration                  // what init registered, replayed into each generation
+	deps      dependencies                    // files the module required, with their hashes
+	states    atomic.Pointer[[]*luaapi.State] // replaced whole when a retired state is rebuilt
 	next      atomic.Uint32
+	mu        sync.Mutex // serializes rebuilding states and releasing them
+	chunk     *luaapi.Chunk
+	env       *luaapi.Env
 	caches    *cachebridge.ModuleCaches
 	data      dataRef      // the database and store api.run_db_interaction and api.store use
 	refs      atomic.Int32 // generations using the module
@@ -93,29 +97,36 @@ type hookMetrics struct {
 // Inflight is the number of calls running in the module's states now.
 func (m *Module) Inflight() int64 {
 	var n int64
-	for _, s := range m.states {
+	for _, s := range m.States() {
 		n += s.Inflight()
 	}
 	return n
 }
 
 // States returns the module's Lua states (one per instance).
-func (m *Module) States() []*luaapi.State { return m.states }
+func (m *Module) States() []*luaapi.State { return *m.states.Load() }
 
 // State picks the state for the next call: the first idle one in round
-// robin order, else the next in turn.
+// robin order, else the next in turn that is in service (a retired one, if
+// all are, to fail the call at once).
 func (m *Module) State() *luaapi.State {
-	n := len(m.states)
+	states := *m.states.Load()
+	n := len(states)
 	if n == 1 {
-		return m.states[0]
+		return states[0]
 	}
 	start := int(m.next.Add(1))
 	for i := 0; i < n; i++ {
-		if s := m.states[(start+i)%n]; s.Inflight() == 0 {
+		if s := states[(start+i)%n]; s.Inflight() == 0 && !s.Retired() {
 			return s
 		}
 	}
-	return m.states[start%n]
+	for i := 0; i < n; i++ {
+		if s := states[(start+i)%n]; !s.Retired() {
+			return s
+		}
+	}
+	return states[start%n]
 }
 
 // Caches returns the module's memo caches.
@@ -235,8 +246,45 @@ func (g *Generation) close() {
 
 func (m *Module) release() {
 	if m.refs.Add(-1) == 0 {
-		closeStates(m.states)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		closeStates(m.States())
 	}
+}
+
+// replaceState is each state's Env.OnRetire: it starts a fresh state in
+// place of old, which takes no more calls, and closes old (without waiting
+// for a call stuck in it). The fresh state runs the chunk, parse_config and
+// init again; its registrations are checked, not recorded (they are the
+// module's, already in every generation that has it).
+func (e *Engine) replaceState(m *Module, old *luaapi.State, reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	states := m.States()
+	i := slices.Index(states, old)
+	if i < 0 || m.refs.Load() == 0 { // still loading (its load fails), or released
+		return
+	}
+	e.metrics.Retirements.WithLabelValues(m.Name).Inc()
+	e.log.Warn("module state retired; starting a fresh one", "module", m.Name, "instance", i, "reason", reason)
+	go old.Close()
+	s, err := luaapi.NewState(luaapi.Options{
+		Module: m.Config.Module, Dir: filepath.Dir(m.File), Sandbox: !m.Config.Unsandboxed, Timeout: m.Config.Timeout,
+		BackgroundTimeout: m.Config.BackgroundTimeout, Env: m.env,
+	})
+	if err == nil {
+		err = e.startState(context.Background(), e.Current(), m, s, m.chunk, i+1)
+		if err != nil {
+			go s.Close()
+		}
+	}
+	if err != nil {
+		e.log.Error("could not start a fresh state; the module's calls fail until the next reload", "module", m.Name, "error", err.Error())
+		return
+	}
+	next := slices.Clone(states)
+	next[i] = s
+	m.states.Store(&next)
 }
 
 // cleanPath is path.Clean keeping a trailing slash.
@@ -355,13 +403,14 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	if err != nil {
 		return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("module '%s' does not compile", mc.Module), Causes: []string{err.Error()}}
 	}
-	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc, identity: moduleIdentity(mc, hash)}
+	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc, identity: moduleIdentity(mc, hash), chunk: chunk}
+	m.states.Store(&[]*luaapi.State{})
 	m.refs.Store(1)
 	m.caches = e.caches.Module(m.identity, mc.Module)
 	m.data.Store(data)
 	var saved any
 	if predecessor != nil {
-		if saved, err = predecessor.states[0].Save(ctx); err != nil {
+		if saved, err = predecessor.States()[0].Save(ctx); err != nil {
 			e.log.Warn("M.save failed; the new version starts without its state", "module", mc.Module, "error", err.Error())
 			saved = nil
 		}
@@ -386,24 +435,28 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Depend:        m.deps.record, // templates: a change reloads the module
 
 		MaxCallMemory: g.Config.MaxCallMemory,
+		OnRetire:      func(s *luaapi.State, reason string) { e.replaceState(m, s, reason) },
 	}
+	m.env = env
+	var states []*luaapi.State
+	defer func() { m.states.Store(&states) }()
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{
 			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: !mc.Unsandboxed, Timeout: mc.Timeout,
 			BackgroundTimeout: mc.BackgroundTimeout, Env: env,
 		})
 		if err != nil {
-			closeStates(m.states)
+			closeStates(states)
 			return nil, err
 		}
-		m.states = append(m.states, s)
+		states = append(states, s)
 		if err := e.startState(ctx, g, m, s, chunk, i); err != nil {
-			closeStates(m.states)
+			closeStates(states)
 			return nil, err
 		}
 		if saved != nil {
 			if err := s.Restore(ctx, saved); err != nil {
-				closeStates(m.states)
+				closeStates(states)
 				return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: item, Msg: fmt.Sprintf("M.restore failed in module '%s'", mc.Module), Causes: []string{luaapi.WithoutModule(err)}}
 			}
 		}
@@ -454,9 +507,11 @@ func (d *dependencies) unchanged() bool {
 }
 
 func closeStates(states []*luaapi.State) {
+	var wg sync.WaitGroup
 	for _, s := range states {
-		s.Close()
+		wg.Go(s.Close)
 	}
+	wg.Wait()
 }
 
 // moduleIdentity keys a module's caches: a module with the same script and

@@ -17,6 +17,7 @@ type Metrics struct {
 	CallbackErrors  *prometheus.CounterVec   // callback, module
 	CallbackLatency *prometheus.HistogramVec // callback
 	Inflight        *prometheus.GaugeVec     // module
+	Retirements     *prometheus.CounterVec   // module: states retired and rebuilt
 	Reloads         *prometheus.CounterVec   // result: ok, failed, unchanged
 	RouteRequests   *prometheus.CounterVec   // route, method, code
 	RouteLatency    *prometheus.HistogramVec // route
@@ -41,6 +42,8 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Time spent in one module's callback.", Buckets: buckets}, []string{"callback"}),
 		Inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "luamods_inflight_calls",
 			Help: "Calls into a module's Lua code in progress."}, []string{"module"}),
+		Retirements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_state_retirements_total",
+			Help: "Module states taken out of service (stuck past a deadline, a recovered Go panic) and rebuilt."}, []string{"module"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_reloads_total",
 			Help: "Reloads by result."}, []string{"result"}),
 		RouteRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_route_requests_total",
@@ -61,7 +64,7 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "luamods_build_info", Help: "luamods build.",
 		ConstLabels: prometheus.Labels{"version": Version}})
 	build.Set(1)
-	reg.MustRegister(m.CallbackCalls, m.CallbackErrors, m.CallbackLatency, m.Inflight, m.Reloads,
+	reg.MustRegister(m.CallbackCalls, m.CallbackErrors, m.CallbackLatency, m.Inflight, m.Retirements, m.Reloads,
 		m.RouteRequests, m.RouteLatency, m.BackgroundStarts, m.BackgroundErrors, m.BackgroundInflight,
 		m.BackgroundLatency, m.generation, build)
 	for _, r := range []string{"ok", "failed", "unchanged"} {

@@ -38,6 +38,10 @@ type Env struct {
 	// module; nil records nothing.
 	Depend func(path, hash string)
 
+	// OnRetire is told, on a goroutine of its own, when a state is taken
+	// out of service (State.Retired), so that it can be replaced.
+	OnRetire func(s *State, reason string)
+
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)
 }

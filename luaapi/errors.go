@@ -14,6 +14,10 @@ import (
 // ErrClosed is returned by calls into a state that has been closed.
 var ErrClosed = errors.New("luaapi: module state closed")
 
+// ErrRetired is returned by calls into a state taken out of service (stuck
+// past a deadline, or after a recovered Go panic) until it is replaced.
+var ErrRetired = errors.New("luaapi: module state retired")
+
 // ScriptError is an error raised by Lua code, located at its file and line.
 type ScriptError struct {
 	Module    string // module name from the configuration

@@ -79,7 +79,7 @@ func (s *State) Init(ctx context.Context, reg Registrar) error {
 func (s *State) Do(ctx context.Context, f func(L *lua.LState)) bool {
 	done := make(chan struct{})
 	job := funcJob(func() { f(s.L); close(done) })
-	if !s.direct(job) && !s.post(ctx, job) {
+	if !s.post(ctx, job) {
 		return false
 	}
 	return s.wait(ctx, done)

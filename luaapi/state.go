@@ -70,9 +70,12 @@ type State struct {
 	exec      sync.Mutex // held by the owner: the loop or a caller that found the state idle
 	deadlines *watchdog
 
-	inflight atomic.Int64 // calls started and not yet finished
-	active   atomic.Int64 // calls, background ones too, not finished nor waiting on the clock (Active)
-	web      webRequests  // the requests behind request tables in flight (webrequest.go)
+	inflight       atomic.Int64 // calls started and not yet finished
+	active         atomic.Int64 // calls, background ones too, not finished nor waiting on the clock (Active)
+	web            webRequests  // the requests behind request tables in flight (webrequest.go)
+	resumeDeadline atomic.Int64 // unix ns: the deadline of the call Lua runs now; 0 between calls
+	retired        atomic.Bool  // out of service: see Retire
+	retireReason   atomic.Pointer[string]
 
 	// Fields only the owner touches.
 	module      *lua.LTable
@@ -129,6 +132,8 @@ func NewState(opts Options) (*State, error) {
 	}
 	s.installAPI()
 	s.installExposed()
+
+	s.guardGoFunctions()
 	go s.loop()
 	return s, nil
 }
@@ -169,24 +174,6 @@ func (s *State) drainLocked() {
 	}
 }
 
-// direct runs f on the calling goroutine if the state is idle (and open),
-// then the work queued meanwhile; it reports whether it did. This saves the
-// two goroutine switches of a queued call when nothing else is running.
-func (s *State) direct(j job) bool {
-	if !s.exec.TryLock() {
-		return false
-	}
-	defer s.exec.Unlock()
-	select {
-	case <-s.done:
-		return false
-	default:
-	}
-	j.run()
-	s.drainLocked()
-	return true
-}
-
 // job is work for the state's owner.
 type job interface{ run() }
 
@@ -218,10 +205,21 @@ func (s *State) postAlways(j job) {
 }
 
 // Close stops the timers, fails calls that are still waiting, and releases
-// the state, once the call running now (if any) returns. Safe to call twice.
+// the state, once the call running now (if any) returns. It waits for that
+// at most the call timeout and callGrace: a state stuck longer is retired
+// and released when (if ever) its call returns. Safe to call twice.
 func (s *State) Close() {
 	s.closing.Do(func() { close(s.done) })
-	<-s.stopped
+	if s.retired.Load() {
+		return
+	}
+	bound := time.NewTimer(s.opts.Timeout + callGrace)
+	defer bound.Stop()
+	select {
+	case <-s.stopped:
+	case <-bound.C:
+		s.Retire("still running a call when it was closed")
+	}
 }
 
 func (s *State) shutdown() {
@@ -286,28 +284,70 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 	c.ctx = s.startDeadline(c, parent, s.opts.Timeout)
 	defer s.stopDeadline(c)
 	s.inflight.Add(1)
+	if s.retired.Load() {
+		s.inflight.Add(-1)
+		return nil, s.retiredError()
+	}
 	s.active.Add(1)
-	if !s.direct(c) && !s.post(c.ctx, c) {
+	c.reply = make(chan result, 1)
+	if !s.post(c.ctx, c) {
 		s.inflight.Add(-1)
 		s.active.Add(-1)
 		return nil, s.abandoned(c.ctx)
 	}
-	c.mu.Lock()
-	if c.done {
-		r := c.result
-		c.mu.Unlock()
-		return r.values, r.err
-	}
-	c.reply = make(chan result, 1)
-	c.mu.Unlock()
 	select {
 	case r := <-c.reply:
 		return r.values, r.err
 	case <-c.ctx.Done():
-		return nil, s.abandoned(c.ctx)
 	case <-s.stopped:
 		return nil, ErrClosed
 	}
+	// The state stops the call at its deadline, at the next instruction or
+	// the next look a long builtin takes at it: callGrace for its own
+	// error, which says where. A state still running that call after it is
+	// stuck in Go: it is retired, and the caller answered anyway.
+	grace := time.NewTimer(callGrace)
+	defer grace.Stop()
+	select {
+	case r := <-c.reply:
+		return r.values, r.err
+	case <-grace.C:
+	case <-s.stopped:
+		return nil, ErrClosed
+	}
+	if d := s.resumeDeadline.Load(); d != 0 && time.Now().UnixNano() >= d+int64(callGrace) {
+		s.Retire("a call ran past its deadline in Go code that does not stop")
+	}
+	return nil, s.abandoned(c.ctx)
+}
+
+// callGrace is how long past a call's deadline its caller waits for the
+// state's own answer, and how far past it a state still running the call
+// is considered stuck.
+const callGrace = 100 * time.Millisecond
+
+// Retire takes the state out of service: it gets no new calls (they fail
+// with ErrRetired) and Env.OnRetire is told, once, to replace it.
+func (s *State) Retire(reason string) {
+	if !s.retired.CompareAndSwap(false, true) {
+		return
+	}
+	s.retireReason.Store(&reason)
+	s.log.Error("module state retired", "reason", reason)
+	if f := s.opts.Env.OnRetire; f != nil {
+		go f(s, reason)
+	}
+}
+
+// Retired reports whether the state was taken out of service (see Retire).
+func (s *State) Retired() bool { return s.retired.Load() }
+
+func (s *State) retiredError() error {
+	reason := "retired"
+	if r := s.retireReason.Load(); r != nil {
+		reason = *r
+	}
+	return fmt.Errorf("%w (module %s: %s)", ErrRetired, s.opts.Module, reason)
 }
 
 func (s *State) abandoned(ctx context.Context) error {
@@ -356,10 +396,7 @@ type call struct {
 	flights   []int // cache computations this call leads
 	allocated int64 // bytes builtins allocated for it (charge)
 
-	mu     sync.Mutex
-	done   bool
-	result result
-	reply  chan result // made only when the caller has to wait
+	reply chan result // the caller's; nil for background calls
 }
 
 // run starts the call; the state's loop runs it when it was queued.
@@ -408,12 +445,7 @@ func (c *call) finish(vals []lua.LValue, err error) {
 		r.values, r.err = res(s.L, vals)
 	}
 	s.inflight.Add(-1)
-	c.mu.Lock()
-	c.done, c.result = true, r
-	if c.reply != nil {
-		c.reply <- r
-	}
-	c.mu.Unlock()
+	c.reply <- r
 }
 
 type frameKind int
@@ -477,8 +509,13 @@ func (s *State) resume(th *lua.LState, fn *lua.LFunction, args []lua.LValue) (st
 		if r := recover(); r != nil {
 			st, vals, err = lua.ResumeError, nil, &lua.ApiError{Type: lua.ApiErrorPanic, Object: lua.LString(fmt.Sprintf("internal error in the Lua VM: %v", r))}
 			s.log.Error("recovered a panic from the Lua VM", "panic", r)
+			s.Retire("recovered a Go panic: the state may be inconsistent")
 		}
 	}()
+	if d, ok := th.Context().Deadline(); ok {
+		s.resumeDeadline.Store(d.UnixNano())
+		defer s.resumeDeadline.Store(0)
+	}
 	st, err, vals = s.L.Resume(th, fn, args...)
 	return st, vals, err
 }

@@ -62,7 +62,7 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer closeWithin(eng, shutdownGrace, log)
 	gen := eng.Current()
 	for _, m := range gen.Modules {
 		log.Info("loaded module", "module", m.Name, "file", m.File, "states", m.Config.Instances, "callbacks", len(gen.Callbacks(m)))
@@ -147,6 +147,21 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 			cancel()
 			return err
 		}
+	}
+}
+
+// closeWithin closes the engine, waiting at most grace: a state stuck in Go
+// code must not hold the process past its shutdown grace.
+func closeWithin(eng *engine.Engine, grace time.Duration, log *slog.Logger) {
+	closed := make(chan struct{})
+	go func() {
+		eng.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(grace):
+		log.Warn("exiting with module states still running", "grace", grace.String())
 	}
 }
 
