@@ -102,11 +102,15 @@ func (s *State) encodingTable() *lua.LTable {
 	} {
 		c := c
 		t.RawSetString(c.name+"_encode", L.NewFunction(func(L *lua.LState) int {
-			L.Push(lua.LString(c.encode([]byte(L.CheckString(1)))))
+			src := L.CheckString(1)
+			s.charge(L, 3*len(src)) // the copy and the encoding (at most twice as long)
+			L.Push(lua.LString(c.encode([]byte(src))))
 			return 1
 		}))
 		t.RawSetString(c.name+"_decode", L.NewFunction(func(L *lua.LState) int {
-			b, err := c.decode(L.CheckString(1))
+			src := L.CheckString(1)
+			s.charge(L, len(src))
+			b, err := c.decode(src)
 			if err != nil {
 				L.RaiseError("encoding.%s_decode: %v", c.name, err)
 			}

@@ -110,6 +110,7 @@ func (s *State) replaceBuiltins() {
 	str.RawSetString("dump", lua.LNil)
 	if tbl, ok := L.GetGlobal("table").(*lua.LTable); ok {
 		tbl.RawSetString("concat", L.NewFunction(s.tableConcat))
+		tbl.RawSetString("sort", L.NewFunction(tableSort))
 	}
 	L.SetGlobal("unpack", L.NewFunction(baseUnpack))
 }

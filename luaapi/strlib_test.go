@@ -219,3 +219,34 @@ func TestPcallNestingIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestSortAndApiFunctionsAreBounded: table.sort stops at the deadline;
+// api functions that build from an argument charge the call's budget.
+func TestSortAndApiFunctionsAreBounded(t *testing.T) {
+	st, _ := newTestStateTimeout(t, apiModule(`local t = ... table.sort(t, function(a, b) return a > b end) return t[1], t[#t]`), nil, time.Hour)
+	got, err := callRun(t, st, []any{3, 1, 2})
+	if err != nil || got[0] != int64(3) || got[1] != int64(1) {
+		t.Fatalf("sort: %v, %v", got, err)
+	}
+	st, _ = newTestStateTimeout(t, apiModule(`local t = ... table.sort(t) return t[1], t[#t]`), nil, time.Hour)
+	if got, err = callRun(t, st, []any{"b", "c", "a"}); err != nil || got[0] != "a" || got[1] != "c" {
+		t.Fatalf("sort: %v, %v", got, err)
+	}
+	big := make([]any, 1<<20)
+	for i := range big {
+		big[i] = len(big) - i
+	}
+	slow, _ := newTestStateTimeout(t, apiModule(`local t = ... table.sort(t)`), nil, 20*time.Millisecond) // no Lua comparator: no instruction to stop at
+	if _, err := callRun(t, slow, big); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Errorf("a long sort: err = %v, want the deadline", err)
+	}
+	for _, c := range []struct{ body, want string }{
+		{`local s = string.rep("x", 15 * 2^20) for i = 1, 3 do api.encoding.hex_encode(s) end`, "call memory budget exceeded"},
+		{`return api.regex.compile("."):findall(string.rep("x", 2^19))`, "more than 262144 matches"},
+	} {
+		st, _ := newTestStateTimeout(t, apiModule(c.body), nil, time.Hour)
+		if _, err := callRun(t, st); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.body, err, c.want)
+		}
+	}
+}

@@ -110,6 +110,9 @@ func DecodeJSON(data []byte) (any, error) {
 	return v, nil
 }
 
+// maxFindall bounds the matches regex:findall returns.
+const maxFindall = 1 << 18
+
 // regexTable is api.regex: compile(pattern) → object with :search(s),
 // :match(s), :fullmatch(s) and :findall(s) (Go RE2 syntax).
 func (s *State) regexTable() *lua.LTable {
@@ -121,10 +124,15 @@ func (s *State) regexTable() *lua.LTable {
 	methods.RawSetString("fullmatch", L.NewFunction(regexMethod(func(r *compiledRegex) *regexp.Regexp { return r.full })))
 	methods.RawSetString("findall", L.NewFunction(func(L *lua.LState) int {
 		re := checkRegex(L).re
-		all := re.FindAllString(L.CheckString(2), -1)
+		str := L.CheckString(2)
+		all := re.FindAllStringIndex(str, maxFindall+1)
+		if len(all) > maxFindall {
+			L.RaiseError("regex findall: more than %d matches", maxFindall)
+		}
+		s.charge(L, 48*len(all))
 		t := L.CreateTable(len(all), 0)
 		for _, m := range all {
-			t.Append(lua.LString(m))
+			t.Append(lua.LString(str[m[0]:m[1]]))
 		}
 		L.Push(t)
 		return 1
