@@ -35,6 +35,7 @@ type Config struct {
 	LogFormat      string       // log_format: text (default) or json (slog's JSON handler)
 
 	MaxCallMemory int64          // max_call_memory: allocation budget of one call's builtins; default luaapi.DefaultMaxCallMemory
+	MemoryLimit   int64          // memory_limit: the process's soft memory limit (luamods serve); default a quarter of the machine's memory
 	Modules       []ModuleConfig // modules, in order
 
 	// Module persistence (docs/storage.md).
@@ -149,6 +150,7 @@ var topLevelKeys = []string{
 	"database", "redis", "store",
 
 	"max_call_memory",
+	"memory_limit",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -205,6 +207,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.MaxRequestBody = p.size(v, at)
 		case "max_call_memory":
 			cfg.MaxCallMemory = p.size(v, at)
+		case "memory_limit":
+			cfg.MemoryLimit = p.size(v, at)
 		case "log_level":
 			cfg.LogLevel = p.str(v, at)
 			switch cfg.LogLevel {

@@ -18,6 +18,7 @@ type Metrics struct {
 	CallbackLatency *prometheus.HistogramVec // callback
 	Inflight        *prometheus.GaugeVec     // module
 	Retirements     *prometheus.CounterVec   // module: states retired and rebuilt
+	MemoryKills     *prometheus.CounterVec   // module: states whose calls the memory governor failed
 	Reloads         *prometheus.CounterVec   // result: ok, failed, unchanged
 	RouteRequests   *prometheus.CounterVec   // route, method, code
 	RouteLatency    *prometheus.HistogramVec // route
@@ -44,6 +45,8 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Calls into a module's Lua code in progress."}, []string{"module"}),
 		Retirements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_state_retirements_total",
 			Help: "Module states taken out of service (stuck past a deadline, a recovered Go panic) and rebuilt."}, []string{"module"}),
+		MemoryKills: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_memory_limit_kills_total",
+			Help: "Module states whose calls in flight failed because the heap reached memory_limit."}, []string{"module"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_reloads_total",
 			Help: "Reloads by result."}, []string{"result"}),
 		RouteRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_route_requests_total",
@@ -64,7 +67,7 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "luamods_build_info", Help: "luamods build.",
 		ConstLabels: prometheus.Labels{"version": Version}})
 	build.Set(1)
-	reg.MustRegister(m.CallbackCalls, m.CallbackErrors, m.CallbackLatency, m.Inflight, m.Retirements, m.Reloads,
+	reg.MustRegister(m.CallbackCalls, m.CallbackErrors, m.CallbackLatency, m.Inflight, m.Retirements, m.MemoryKills, m.Reloads,
 		m.RouteRequests, m.RouteLatency, m.BackgroundStarts, m.BackgroundErrors, m.BackgroundInflight,
 		m.BackgroundLatency, m.generation, build)
 	for _, r := range []string{"ok", "failed", "unchanged"} {

@@ -111,6 +111,16 @@ func (w *watchdog) stop(c *callContext) {
 	c.cancel(context.Canceled)
 }
 
+// failAll ends every call in flight now, with err as their error.
+func (w *watchdog) failAll(err error) {
+	w.mu.Lock()
+	calls := append([]*callContext(nil), w.calls...)
+	w.mu.Unlock()
+	for _, c := range calls {
+		c.cancel(err)
+	}
+}
+
 // close stops the timer; calls started later get no deadline (the state
 // they would run in is gone).
 func (w *watchdog) close() {

@@ -339,6 +339,14 @@ func (s *State) Retire(reason string) {
 	}
 }
 
+// FailCalls ends every call in flight in the state with err (their Lua
+// code stops at its next instruction, their callers are answered) and
+// retires the state, whose memory may be what was wanted back.
+func (s *State) FailCalls(err error) {
+	s.deadlines.failAll(err)
+	s.Retire(err.Error())
+}
+
 // Retired reports whether the state was taken out of service (see Retire).
 func (s *State) Retired() bool { return s.retired.Load() }
 

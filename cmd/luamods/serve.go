@@ -64,6 +64,9 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 	}
 	defer closeWithin(eng, shutdownGrace, log)
 	gen := eng.Current()
+	govern, stopGoverning := context.WithCancel(ctx)
+	defer stopGoverning()
+	governMemory(govern, eng, gen.Config.MemoryLimit, log)
 	for _, m := range gen.Modules {
 		log.Info("loaded module", "module", m.Name, "file", m.File, "states", m.Config.Instances, "callbacks", len(gen.Callbacks(m)))
 	}
