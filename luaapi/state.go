@@ -300,7 +300,7 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 		return r.values, r.err
 	case <-c.ctx.Done():
 	case <-s.stopped:
-		return nil, ErrClosed
+		return s.lastWord(c)
 	}
 	// The state stops the call at its deadline, at the next instruction or
 	// the next look a long builtin takes at it: callGrace for its own
@@ -313,7 +313,7 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 		return r.values, r.err
 	case <-grace.C:
 	case <-s.stopped:
-		return nil, ErrClosed
+		return s.lastWord(c)
 	}
 	if d := s.resumeDeadline.Load(); d != 0 && time.Now().UnixNano() >= d+int64(callGrace) {
 		s.Retire("a call ran past its deadline in Go code that does not stop")
@@ -358,7 +358,21 @@ func (s *State) retiredError() error {
 	return fmt.Errorf("%w (module %s: %s)", ErrRetired, s.opts.Module, reason)
 }
 
+// lastWord is the result of a call whose state stopped: its reply if the
+// call finished first, else why it did not.
+func (s *State) lastWord(c *call) ([]any, error) {
+	select {
+	case r := <-c.reply:
+		return r.values, r.err
+	default:
+		return nil, s.abandoned(c.ctx)
+	}
+}
+
 func (s *State) abandoned(ctx context.Context) error {
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return &ScriptError{Module: s.opts.Module, Message: "call did not finish: " + err.Error(), cause: err}
+	}
 	select {
 	case <-s.done:
 		return ErrClosed
