@@ -328,6 +328,11 @@ func TestRequireFromOwnFolder(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
 	os.WriteFile(filepath.Join(dir, "lib", "util.lua"), []byte(`loads = (loads or 0) + 1 return {double = function(x) return 2 * x end}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "broken.lua"), []byte(`error("broken helper")`), 0o644)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.lua"), []byte(`return "outside"`), 0o644)
+	os.Symlink(filepath.Join(outside, "secret.lua"), filepath.Join(dir, "escape.lua"))
+	os.Symlink(outside, filepath.Join(dir, "elsewhere"))
+	os.Symlink(filepath.Join(dir, "lib", "util.lua"), filepath.Join(dir, "alias.lua"))
 	s, err := NewState(Options{Module: "m", Dir: dir, Sandbox: true, Env: &Env{Catalog: testCatalog{"spam_checker"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +341,9 @@ func TestRequireFromOwnFolder(t *testing.T) {
 	proto, _ := Compile(apiModule(`local kind = ...
       if kind == "ok" then local u = require("lib.util") require("lib.util") return u.double(21), loads end
       if kind == "missing" then return require("nope") end
+      if kind == "alias" then return require("alias").double(2) end
+      if kind == "escape" then return require("escape") end
+      if kind == "elsewhere" then return require("elsewhere.secret") end
       return require("broken")`), "m.lua")
 	ctx := context.Background()
 	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
@@ -354,6 +362,15 @@ func TestRequireFromOwnFolder(t *testing.T) {
 	}
 	if _, err := s.Call(ctx, "cb:spam_checker.run", "broken"); err == nil || !strings.Contains(err.Error(), "broken.lua:1: broken helper") {
 		t.Errorf("broken: %v", err)
+	}
+	// Symbolic links: one inside the folder works, one out of it is refused.
+	if got, err := s.Call(ctx, "cb:spam_checker.run", "alias"); err != nil || got[0] != int64(4) {
+		t.Errorf("a link inside the folder: %v %v", got, err)
+	}
+	for _, kind := range []string{"escape", "elsewhere"} {
+		if _, err := s.Call(ctx, "cb:spam_checker.run", kind); err == nil || !strings.Contains(err.Error(), "outside the module's folder") {
+			t.Errorf("%s: err = %v, want outside the module's folder", kind, err)
+		}
 	}
 }
 

@@ -168,6 +168,24 @@ func (s *State) print(L *lua.LState) int {
 
 var requireName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
+// insideDir resolves the symbolic links of path and returns it when it
+// stays inside dir (resolved too): a link out of the module's folder is
+// refused.
+func insideDir(dir, path string) (string, error) {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s leads to %s, outside the module's folder %s", path, real, root)
+	}
+	return real, nil
+}
+
 // require(name) loads name (a.b → a/b.lua) from the module's own folder,
 // once per state, and returns what the file returns (true if nothing).
 func (s *State) require(L *lua.LState) int {
@@ -186,6 +204,9 @@ func (s *State) require(L *lua.LState) int {
 	path := filepath.Join(s.opts.Dir, filepath.FromSlash(strings.ReplaceAll(name, ".", "/"))+".lua")
 	if _, err := os.Stat(path); err != nil {
 		L.RaiseError("require: module %q not found: no file %s", name, path)
+	}
+	if _, err := insideDir(s.opts.Dir, path); err != nil {
+		L.RaiseError("require: module %q: %v", name, err)
 	}
 	proto, err := s.opts.Env.compile(path)
 	if err != nil {
