@@ -262,7 +262,18 @@ func TestRedisFanOutSurvivesRestart(t *testing.T) {
 	if testutil.ToFloat64(stores[0].metrics.fanoutErrors.WithLabelValues("publish")) < 1 {
 		t.Error("publish failure not counted")
 	}
+	// The other process holds a value whose invalidation was just lost.
+	caches[1].Prefill("stale", "old")
+	caches[0].Prefill("stale", "old")
+	if err := caches[0].InvalidateEverywhere(context.Background(), "stale"); err != nil {
+		t.Fatal(err)
+	}
 	redis.start()
 	eventually(t, "both stores to resubscribe", subscribed)
+	// After the reconnection every cache is cleared: the stale value too.
+	eventually(t, "the missed invalidation to be made good", func() bool { _, ok := caches[1].Get("stale"); return !ok })
+	for i, s := range stores {
+		eventually(t, fmt.Sprint("store ", i, " to count its resync"), func() bool { return testutil.ToFloat64(s.metrics.resyncs) >= 1 })
+	}
 	roundTrip("pepper")
 }

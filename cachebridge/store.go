@@ -174,9 +174,18 @@ func (s *Store) publish(ctx context.Context, cache, key string) error {
 	return f.publish(ctx, message{Origin: s.origin, Cache: cache, Key: key})
 }
 
+// resyncAll is the Cache of a message that clears every cache: a process
+// that was cut off from Redis sends it when it reconnects, as the
+// invalidations it published meanwhile were lost.
+const resyncAll = "*"
+
 // receive applies an invalidation from another process.
 func (s *Store) receive(m message) {
 	if m.Origin == s.origin {
+		return
+	}
+	if m.Cache == resyncAll {
+		s.resync("another process reconnected to Redis")
 		return
 	}
 	s.mu.Lock()
@@ -193,6 +202,26 @@ func (s *Store) receive(m message) {
 		c.invalidate(m.Key)
 		c.metrics.remoteInval.Inc()
 	}
+}
+
+// resync clears every cache: invalidations may have been missed (Synapse's
+// replication clears its caches on reconnect for the same reason).
+func (s *Store) resync(why string) {
+	s.mu.Lock()
+	var all []*Cache
+	for _, mod := range s.modules {
+		mod.mu.Lock()
+		for _, c := range mod.fns {
+			all = append(all, c)
+		}
+		mod.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.InvalidateAll()
+	}
+	s.metrics.resyncs.Inc()
+	s.log.Warn("cache invalidation fan-out: cleared every cache", "reason", why, "caches", len(all))
 }
 
 // fanout publishes and receives invalidations on a Redis channel.
@@ -219,6 +248,7 @@ func newFanout(s *Store, o RedisOptions) *fanout {
 // subscribe receives invalidations until closed, reconnecting after errors.
 func (f *fanout) subscribe(ctx context.Context) {
 	defer close(f.done)
+	reconnect := false // set once subscribed: every later subscription is a reconnection
 	for ctx.Err() == nil {
 		sub := f.client.Subscribe(ctx, f.opts.Channel)
 		f.mu.Lock()
@@ -241,6 +271,15 @@ func (f *fanout) subscribe(ctx context.Context) {
 			continue
 		}
 		f.store.log.Info("cache invalidation fan-out: subscribed", "addr", f.opts.Addr, "channel", f.opts.Channel)
+		if reconnect {
+			// Invalidations were missed both ways while cut off: clear ours,
+			// and tell the others to clear theirs.
+			f.store.resync("reconnected to Redis")
+			if err := f.publish(ctx, message{Origin: f.store.origin, Cache: resyncAll}); err != nil {
+				f.store.log.Warn("cache invalidation fan-out: cannot ask the other processes to resync", "error", err)
+			}
+		}
+		reconnect = true
 		f.readLoop(ctx, sub)
 		_ = sub.Close()
 	}
@@ -291,6 +330,7 @@ type storeMetrics struct {
 	hits, misses, evictions, invalidations *prometheus.CounterVec
 	size, loading                          *prometheus.GaugeVec
 	fanoutErrors                           *prometheus.CounterVec
+	resyncs                                prometheus.Counter
 }
 
 func newStoreMetrics(reg *prometheus.Registry) *storeMetrics {
@@ -302,9 +342,10 @@ func newStoreMetrics(reg *prometheus.Registry) *storeMetrics {
 		size:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "luamods_cache_size", Help: "Entries stored."}, []string{"cache"}),
 		loading:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "luamods_cache_loads_in_flight", Help: "Computations in progress."}, []string{"cache"}),
 		fanoutErrors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_cache_fanout_errors_total", Help: "Redis fan-out failures."}, []string{"op"}),
+		resyncs:       prometheus.NewCounter(prometheus.CounterOpts{Name: "luamods_cache_resyncs_total", Help: "Times every cache was cleared after a Redis reconnection (ours or another process's)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.evictions, m.invalidations, m.size, m.loading, m.fanoutErrors)
+		reg.MustRegister(m.hits, m.misses, m.evictions, m.invalidations, m.size, m.loading, m.fanoutErrors, m.resyncs)
 	}
 	return m
 }
