@@ -65,6 +65,8 @@ step() {
 
 step "go vet" go vet ./...
 step "go test -race" go test -race -timeout 15m ./...
+# Every attack of issue 11 against a real luamods serve under ulimit -v 8 GiB.
+step "attacks on a real server" env LUAMODS_ATTACK_TEST=1 go test -count=1 -run TestAttacksAgainstARealServer -v ./cmd/luamods
 if [ -d scripts ] && ls scripts/*_test.lua >/dev/null 2>&1; then
   step "luamods test (example modules)" go run ./cmd/luamods test scripts
 fi

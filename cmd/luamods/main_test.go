@@ -200,8 +200,13 @@ type server struct {
 
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t}
-	s.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
+	return startServerCmd(t, dir, exec.Command(binary, append([]string{"serve"}, args...)...))
+}
+
+// startServerCmd starts cmd, a luamods serve command line, in dir.
+func startServerCmd(t *testing.T, dir string, cmd *exec.Cmd) *server {
+	t.Helper()
+	s := &server{t: t, cmd: cmd}
 	s.cmd.Dir = dir
 	stderr, _ := s.cmd.StderrPipe()
 	if err := s.cmd.Start(); err != nil {
