@@ -30,7 +30,7 @@ func (fr *fileRun) hostTable(L *lua.LState, h *handle) *lua.LTable {
 	}))
 	t.RawSetString("fail", L.NewFunction(func(L *lua.LState) int {
 		method := L.CheckString(2)
-		err, times := failArgs(L, 3)
+		times, err := failArgs(L, 3)
 		h.host.fail(method, err, times)
 		return 0
 	}))
@@ -61,7 +61,7 @@ func (fr *fileRun) httpTable(L *lua.LState, h *handle) *lua.LTable {
 	}))
 	t.RawSetString("fail", L.NewFunction(func(L *lua.LState) int {
 		method, url := L.CheckString(2), L.CheckString(3)
-		err, times := failArgs(L, 4)
+		times, err := failArgs(L, 4)
 		h.http.fail(method, url, err, times)
 		return 0
 	}))
@@ -72,13 +72,12 @@ func (fr *fileRun) httpTable(L *lua.LState, h *handle) *lua.LTable {
 	return t
 }
 
-// failArgs reads err [, {times = n}] from position at.
-func failArgs(L *lua.LState, at int) (error, int) {
+// failArgs reads err [, {times = n}] from position at: how many times to fail, and the error to raise.
+func failArgs(L *lua.LState, at int) (times int, raise error) {
 	v, err := luaapi.FromLua(L.Get(at))
 	if err != nil || v == nil {
 		L.ArgError(at, "the error to raise: a string or a table such as {errcode = ..., error = ...}")
 	}
-	times := 0
 	if opts, ok := L.Get(at + 1).(*lua.LTable); ok {
 		if n, ok := opts.RawGetString("times").(lua.LNumber); ok {
 			times = int(n)
@@ -87,7 +86,7 @@ func failArgs(L *lua.LState, at int) (error, int) {
 			}
 		}
 	}
-	return luaapi.NewValueError(v), times
+	return times, luaapi.NewValueError(v)
 }
 
 // sequence returns the list of a {sequence = {...}} table, or nil.
