@@ -181,7 +181,7 @@ func running(t *testing.T, pg *storagetest.Postgres, what string) bool {
 	}
 	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()", "%"+what+"%").Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()", "%"+what+"%").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n > 0
