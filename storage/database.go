@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite" // the sqlite3 engine, pure Go
 )
@@ -157,6 +158,13 @@ func openPostgres(ctx context.Context, o Options) (*pgxpool.Pool, error) {
 		cc.ConnectTimeout = 5 * time.Second
 	}
 	cc.Fallbacks = nil // one host, as configured
+	// A call's deadline must stop its statement on the server too: pgx's
+	// default only breaks the socket, and PostgreSQL goes on running the
+	// statement. Send a cancel request first; break the socket a second later
+	// if the server does not answer it.
+	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
+	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = int32(o.MaxConns)
 	}
