@@ -257,17 +257,41 @@ func (m *Module) release() {
 // for a call stuck in it). The fresh state runs the chunk, parse_config and
 // init again; its registrations are checked, not recorded (they are the
 // module's, already in every generation that has it).
+//
+// A fresh state that cannot start (its init failed, or the memory governor
+// stopped it while the old state's memory was still being collected) is
+// tried again after a pause that doubles up to replaceMaxPause, until one
+// starts or the module is released: a module is never left with nothing
+// but a retired state until the next reload.
 func (e *Engine) replaceState(m *Module, old *luaapi.State, reason string) {
+	pause := replaceFirstPause
+	for attempt := 1; !e.tryReplaceState(m, old, reason, attempt, pause); attempt++ {
+		time.Sleep(pause)
+		pause = min(2*pause, replaceMaxPause)
+	}
+}
+
+// The pauses between attempts to replace a retired state.
+const (
+	replaceFirstPause = 10 * time.Millisecond
+	replaceMaxPause   = 10 * time.Second
+)
+
+// tryReplaceState is one attempt of replaceState. It reports whether
+// replaceState is done: old was replaced, or there is nothing to replace.
+func (e *Engine) tryReplaceState(m *Module, old *luaapi.State, reason string, attempt int, pause time.Duration) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	states := m.States()
 	i := slices.Index(states, old)
 	if i < 0 || m.refs.Load() == 0 { // still loading (its load fails), or released
-		return
+		return true
 	}
-	e.metrics.Retirements.WithLabelValues(m.Name).Inc()
-	e.log.Warn("module state retired; starting a fresh one", "module", m.Name, "instance", i, "reason", reason)
-	go old.Close()
+	if attempt == 1 {
+		e.metrics.Retirements.WithLabelValues(m.Name).Inc()
+		e.log.Warn("module state retired; starting a fresh one", "module", m.Name, "instance", i, "reason", reason)
+		go old.Close()
+	}
 	s, err := luaapi.NewState(luaapi.Options{
 		Module: m.Config.Module, Dir: filepath.Dir(m.File), Sandbox: !m.Config.Unsandboxed, Timeout: m.Config.Timeout,
 		BackgroundTimeout: m.Config.BackgroundTimeout, Env: m.env,
@@ -279,12 +303,14 @@ func (e *Engine) replaceState(m *Module, old *luaapi.State, reason string) {
 		}
 	}
 	if err != nil {
-		e.log.Error("could not start a fresh state; the module's calls fail until the next reload", "module", m.Name, "error", err.Error())
-		return
+		e.log.Error("could not start a fresh state; its calls fail until one starts", "module", m.Name,
+			"instance", i, "attempt", attempt, "next_attempt_in", pause.String(), "error", err.Error())
+		return false
 	}
 	next := slices.Clone(states)
 	next[i] = s
 	m.states.Store(&next)
+	return true
 }
 
 // cleanPath is path.Clean keeping a trailing slash.
