@@ -36,6 +36,7 @@ type Config struct {
 
 	MaxCallMemory int64          // max_call_memory: allocation budget of one call's builtins; default luaapi.DefaultMaxCallMemory
 	MemoryLimit   int64          // memory_limit: the process's soft memory limit (luamods serve); default a quarter of the machine's memory
+	Limits        luaapi.Limits  // max_timers, min_timer_interval, max_queued_calls: every module's, unless it sets its own
 	Modules       []ModuleConfig // modules, in order
 
 	// Module persistence (docs/storage.md).
@@ -77,9 +78,12 @@ type ModuleConfig struct {
 	// background call: looping and delayed calls, run_as_background_process;
 	// zero: luaapi.DefaultBackgroundTimeout (10 min).
 	BackgroundTimeout time.Duration
-	File              string // the resolved script path
-	Item              int    // index in modules:
-	Line              int    // line of the entry in the config file
+	// Limits are max_timers, min_timer_interval and max_queued_calls: the
+	// entry's own, else the top level's (after loading); zero: luaapi's defaults.
+	Limits luaapi.Limits
+	File   string // the resolved script path
+	Item   int    // index in modules:
+	Line   int    // line of the entry in the config file
 }
 
 // DefaultListen is where luamods serve listens when the config says nothing.
@@ -151,6 +155,7 @@ var topLevelKeys = []string{
 
 	"max_call_memory",
 	"memory_limit",
+	"max_timers", "min_timer_interval", "max_queued_calls", // limitKeys
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -209,6 +214,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.MaxCallMemory = p.size(v, at)
 		case "memory_limit":
 			cfg.MemoryLimit = p.size(v, at)
+		case "max_timers", "min_timer_interval", "max_queued_calls":
+			p.limit(key, v, at, &cfg.Limits)
 		case "log_level":
 			cfg.LogLevel = p.str(v, at)
 			switch cfg.LogLevel {
@@ -419,8 +426,11 @@ func (p *configParser) modules(n *yaml.Node, at []string) []ModuleConfig {
 			continue
 		}
 		seenModule := false
-		p.fields(item, iat, []string{"module", "config", "instances", "timeout", "background_timeout", "sandbox"}, func(key string, v *yaml.Node, kat []string) {
+		keys := append([]string{"module", "config", "instances", "timeout", "background_timeout", "sandbox"}, limitKeys...)
+		p.fields(item, iat, keys, func(key string, v *yaml.Node, kat []string) {
 			switch key {
+			case "max_timers", "min_timer_interval", "max_queued_calls":
+				p.limit(key, v, kat, &m.Limits)
 			case "module":
 				seenModule = true
 				m.Module = p.str(v, kat)

@@ -49,12 +49,14 @@ func completeConfig(cfg *Config) (*Config, error) {
 }
 
 // resolveModules finds the script of every module that has none yet,
-// returning one *ConfigError per module it cannot find.
+// returning one *ConfigError per module it cannot find, and gives each
+// module the top-level limits it does not set itself.
 func resolveModules(cfg *Config) Errors {
 	var errs Errors
 	dir := filepath.Dir(cfg.Path)
 	for i := range cfg.Modules {
 		m := &cfg.Modules[i]
+		m.Limits = m.Limits.Or(cfg.Limits)
 		if m.Module == "" || m.File != "" {
 			continue
 		}

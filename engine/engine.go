@@ -151,6 +151,7 @@ func newEngine(opts Options) *Engine {
 		dbMetrics:  storage.NewMetrics(opts.Registry),
 		caches:     cachebridge.NewStore(cachebridge.StoreOptions{Logger: opts.Logger, Registry: opts.Registry, Now: opts.Clock.Now}),
 	}
+	opts.Registry.MustRegister(limitsCollector{e})
 	e.appservice = matrixhost.NewReceiver(matrixhost.ReceiverOptions{Feed: appserviceFeed{e}, Logger: opts.Logger})
 	return e
 }

@@ -61,6 +61,7 @@ type Module struct {
 	caches    *cachebridge.ModuleCaches
 	data      dataRef      // the database and store api.run_db_interaction and api.store use
 	refs      atomic.Int32 // generations using the module
+	metrics   *Metrics     // the engine's: refused calls (withState)
 }
 
 // registration is one api.register_* call of init, as recorded.
@@ -107,8 +108,9 @@ func (m *Module) Inflight() int64 {
 func (m *Module) States() []*luaapi.State { return *m.states.Load() }
 
 // State picks the state for the next call: the first idle one in round
-// robin order, else the next in turn that is in service (a retired one, if
-// all are, to fail the call at once).
+// robin order, else the next in turn that is in service and has room in its
+// queue (max_queued_calls), else the next in service (to refuse the call at
+// once), else a retired one (likewise).
 func (m *Module) State() *luaapi.State {
 	states := *m.states.Load()
 	n := len(states)
@@ -116,14 +118,15 @@ func (m *Module) State() *luaapi.State {
 		return states[0]
 	}
 	start := int(m.next.Add(1))
-	for i := 0; i < n; i++ {
-		if s := states[(start+i)%n]; s.Inflight() == 0 && !s.Retired() {
-			return s
-		}
-	}
-	for i := 0; i < n; i++ {
-		if s := states[(start+i)%n]; !s.Retired() {
-			return s
+	for _, ok := range []func(*luaapi.State) bool{
+		func(s *luaapi.State) bool { return s.Inflight() == 0 && !s.Retired() },
+		func(s *luaapi.State) bool { return !s.Retired() && s.HasRoom() },
+		func(s *luaapi.State) bool { return !s.Retired() },
+	} {
+		for i := 0; i < n; i++ {
+			if s := states[(start+i)%n]; ok(s) {
+				return s
+			}
 		}
 	}
 	return states[start%n]
@@ -294,7 +297,7 @@ func (e *Engine) tryReplaceState(m *Module, old *luaapi.State, reason string, at
 	}
 	s, err := luaapi.NewState(luaapi.Options{
 		Module: m.Config.Module, Dir: filepath.Dir(m.File), Sandbox: !m.Config.Unsandboxed, Timeout: m.Config.Timeout,
-		BackgroundTimeout: m.Config.BackgroundTimeout, Env: m.env,
+		BackgroundTimeout: m.Config.BackgroundTimeout, Limits: m.Config.Limits, Env: m.env,
 	})
 	if err == nil {
 		err = e.startState(context.Background(), e.Current(), m, s, m.chunk, i+1)
@@ -429,7 +432,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	if err != nil {
 		return nil, &ConfigError{File: g.Config.Path, Line: mc.Line, Path: append(item, "module"), Msg: fmt.Sprintf("module '%s' does not compile", mc.Module), Causes: []string{err.Error()}}
 	}
-	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc, identity: moduleIdentity(mc, hash), chunk: chunk}
+	m := &Module{Name: mc.Module, File: mc.File, Hash: hash, Config: mc, identity: moduleIdentity(mc, hash), chunk: chunk, metrics: e.metrics}
 	m.states.Store(&[]*luaapi.State{})
 	m.refs.Store(1)
 	m.caches = e.caches.Module(m.identity, mc.Module)
@@ -460,8 +463,9 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Store:         moduleStore{ref: &m.data, ns: mc.Module},
 		Depend:        m.deps.record, // templates: a change reloads the module
 
-		MaxCallMemory: g.Config.MaxCallMemory,
-		OnRetire:      func(s *luaapi.State, reason string) { e.replaceState(m, s, reason) },
+		MaxCallMemory:  g.Config.MaxCallMemory,
+		OnRetire:       func(s *luaapi.State, reason string) { e.replaceState(m, s, reason) },
+		OnTimerRefused: e.metrics.RefusedTimers.WithLabelValues(mc.Module).Inc,
 	}
 	m.env = env
 	var states []*luaapi.State
@@ -469,7 +473,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 	for i := 0; i < mc.Instances; i++ {
 		s, err := luaapi.NewState(luaapi.Options{
 			Module: mc.Module, Dir: filepath.Dir(mc.File), Sandbox: !mc.Unsandboxed, Timeout: mc.Timeout,
-			BackgroundTimeout: mc.BackgroundTimeout, Env: env,
+			BackgroundTimeout: mc.BackgroundTimeout, Limits: mc.Limits, Env: env,
 		})
 		if err != nil {
 			closeStates(states)
@@ -494,7 +498,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 // script content, same files required, same settings.
 func (e *Engine) sameModule(old *Module, mc ModuleConfig) bool {
 	if old.File != mc.File || old.Config.Instances != mc.Instances || old.Config.Timeout != mc.Timeout ||
-		old.Config.BackgroundTimeout != mc.BackgroundTimeout ||
+		old.Config.BackgroundTimeout != mc.BackgroundTimeout || old.Config.Limits != mc.Limits ||
 		old.Config.Unsandboxed != mc.Unsandboxed || canonical(old.Config.Config) != canonical(mc.Config) {
 		return false
 	}

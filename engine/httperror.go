@@ -48,10 +48,17 @@ func internalError() map[string]any {
 //     Synapse's SynapseError): that status and the table without status;
 //   - a callback refused by its on-error policy (on_create_room): 403;
 //   - a login without the fields its checkers declared: 400 M_MISSING_PARAM;
+//   - a call every state of its module refused, their queues full
+//     (luaapi.ErrOverloaded): 503 M_LIMIT_EXCEEDED, with Retry-After: 1
+//     (HTTPAnswerHeader);
 //   - anything else: 500 {"errcode": "M_UNKNOWN", "error": "Internal server error"}.
 func HTTPAnswer(err error) (status int, body map[string]any) {
 	if he := (*HTTPError)(nil); errors.As(err, &he) {
 		return he.Status, he.Body
+	}
+	if errors.Is(err, luaapi.ErrOverloaded) {
+		status, body, _ = overloadedAnswer()
+		return status, body
 	}
 	if status, body, ok := synapseErrorOf(err); ok {
 		return status, body
@@ -63,6 +70,20 @@ func HTTPAnswer(err error) (status int, body map[string]any) {
 		return http.StatusForbidden, map[string]any{"errcode": "M_UNKNOWN", "error": "Room creation forbidden with these parameters"}
 	}
 	return http.StatusInternalServerError, internalError()
+}
+
+// HTTPAnswerHeader is the headers the answer to err carries besides
+// Content-Type: an *HTTPError's Header (Allow for a 405), Retry-After for
+// a call refused because its module's queues were full; nil for others.
+func HTTPAnswerHeader(err error) http.Header {
+	if he := (*HTTPError)(nil); errors.As(err, &he) {
+		return he.Header
+	}
+	if errors.Is(err, luaapi.ErrOverloaded) {
+		_, _, h := overloadedAnswer()
+		return h
+	}
+	return nil
 }
 
 // synapseErrorOf reads the error table of a script error, if it is one.

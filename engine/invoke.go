@@ -143,7 +143,10 @@ func (e *MissingParamsError) Error() string {
 func (g *Generation) call(ctx context.Context, cb *Callback, h hook, args []any) (ret []any, mutated any, err error) {
 	h.metrics.inflight.Inc()
 	start := time.Now()
-	ret, mutated, err = h.module.State().InvokeCallback(ctx, h.reg.Entry, &cb.spec, args)
+	err = h.module.withState(func(s *luaapi.State) (err error) {
+		ret, mutated, err = s.InvokeCallback(ctx, h.reg.Entry, &cb.spec, args)
+		return err
+	})
 	h.metrics.inflight.Dec()
 	h.metrics.latency.Observe(time.Since(start).Seconds())
 	h.metrics.calls.Inc()

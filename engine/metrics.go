@@ -29,7 +29,10 @@ type Metrics struct {
 	BackgroundErrors   *prometheus.CounterVec   // module, desc
 	BackgroundInflight *prometheus.GaugeVec     // module, desc
 	BackgroundLatency  *prometheus.HistogramVec // module, desc
-	generation         prometheus.Gauge
+	// The limits (limits.go): calls no state took, timers refused.
+	RefusedCalls  *prometheus.CounterVec // module, reason: queue_full, retired
+	RefusedTimers *prometheus.CounterVec // module
+	generation    prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry) *Metrics {
@@ -61,6 +64,10 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Background processes running now."}, []string{"module", "desc"}),
 		BackgroundLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "luamods_background_process_duration_seconds",
 			Help: "Time a background process ran.", Buckets: []float64{.001, .01, .1, 1, 10, 60, 300, 600}}, []string{"module", "desc"}),
+		RefusedCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_refused_calls_total",
+			Help: "Calls refused at once: every state of the module had max_queued_calls waiting (queue_full), or was retired."}, []string{"module", "reason"}),
+		RefusedTimers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "luamods_refused_timers_total",
+			Help: "Looping and delayed background calls refused at max_timers."}, []string{"module"}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "luamods_generation",
 			Help: "The number of the generation of modules serving now."}),
 	}
@@ -69,7 +76,7 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 	build.Set(1)
 	reg.MustRegister(m.CallbackCalls, m.CallbackErrors, m.CallbackLatency, m.Inflight, m.Retirements, m.MemoryKills, m.Reloads,
 		m.RouteRequests, m.RouteLatency, m.BackgroundStarts, m.BackgroundErrors, m.BackgroundInflight,
-		m.BackgroundLatency, m.generation, build)
+		m.BackgroundLatency, m.RefusedCalls, m.RefusedTimers, m.generation, build)
 	for _, r := range []string{"ok", "failed", "unchanged"} {
 		m.Reloads.WithLabelValues(r)
 	}

@@ -103,7 +103,11 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 		Method: req.Method, Path: req.Path, Subpath: subpath, Query: req.Query,
 		Header: req.Header, Body: body, RemoteAddr: req.RemoteAddr, RequestID: id,
 	}
-	resp, err := route.Module.State().Serve(ctx, entry, r)
+	var resp *Response
+	err := route.Module.withState(func(s *luaapi.State) (err error) {
+		resp, err = s.Serve(ctx, entry, r)
+		return err
+	})
 	if err != nil {
 		g.logRouteError(route, req.Path, id, err)
 		return nil, err
@@ -137,10 +141,8 @@ func errorResponse(err error, id string) *Response {
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(body)
 	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {id}}
-	if he := (*HTTPError)(nil); errors.As(err, &he) {
-		for k, vs := range he.Header {
-			h[k] = vs
-		}
+	for k, vs := range HTTPAnswerHeader(err) {
+		h[k] = vs
 	}
 	return &Response{Status: status, Header: h, Body: buf.Bytes()}
 }

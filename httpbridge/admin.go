@@ -72,6 +72,7 @@ func (b *Bridge) invoke(c echo.Context) error {
 		if status == http.StatusInternalServerError {
 			body["error"] = err.Error()
 		}
+		setAnswerHeader(c, err)
 		return c.JSON(status, body)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"result": res})

@@ -264,6 +264,10 @@ func (b *Bridge) antispamVerdict(c echo.Context, name string, cb antispamCallbac
 			return status
 		}
 		b.log.Error("http_antispam: callback failed; the module's fail_open decides", "callback", full, "request_id", id, "error", err.Error())
+		if errors.Is(err, luaapi.ErrOverloaded) {
+			setAnswerHeader(c, err)
+			return plain(http.StatusServiceUnavailable, "luamods: "+full+" overloaded (max_queued_calls)")
+		}
 		return plain(http.StatusInternalServerError, "luamods: "+full+" failed")
 	}
 	status, answer, ok := antispamAnswer(res, cb.message)

@@ -85,7 +85,17 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, remoteAddr string
 // answerError writes the answer engine.HTTPAnswer gives for err.
 func answerError(c echo.Context, err error) error {
 	status, body := engine.HTTPAnswer(err)
+	setAnswerHeader(c, err)
 	return c.JSON(status, body)
+}
+
+// setAnswerHeader sets the headers engine.HTTPAnswerHeader gives for err
+// (Retry-After for an overloaded module).
+func setAnswerHeader(c echo.Context, err error) {
+	h := c.Response().Header()
+	for k, vs := range engine.HTTPAnswerHeader(err) {
+		h[k] = vs
+	}
 }
 
 // matrixError answers status with {"errcode": code, "error": msg}.

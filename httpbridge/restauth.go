@@ -103,6 +103,7 @@ func (b *Bridge) serveRestAuth(c echo.Context, id string) int {
 	if err != nil {
 		b.log.Error("rest_auth: auth_checkers failed", "user", userID, "request_id", id, "error", err.Error())
 		status, answer := engine.HTTPAnswer(err)
+		setAnswerHeader(c, err)
 		_ = c.JSON(status, answer)
 		return status
 	}

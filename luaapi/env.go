@@ -42,6 +42,10 @@ type Env struct {
 	// out of service (State.Retired), so that it can be replaced.
 	OnRetire func(s *State, reason string)
 
+	// OnTimerRefused is told when a state refuses a timer at max_timers
+	// (a metric); nil: nothing.
+	OnTimerRefused func()
+
 	// Compile compiles files for require; nil compiles them every time.
 	Compile func(path string) (*lua.FunctionProto, error)
 }

@@ -45,7 +45,8 @@ type Options struct {
 	// BackgroundTimeout is the deadline of each background call;
 	// DefaultBackgroundTimeout when zero.
 	BackgroundTimeout time.Duration
-	Env               *Env // the outside world as the api table sees it
+	Limits            Limits // timers and queued calls; zero fields: their defaults
+	Env               *Env   // the outside world as the api table sees it
 }
 
 // A State is one Lua state of a module and the lock that makes one
@@ -71,6 +72,8 @@ type State struct {
 	deadlines *watchdog
 
 	inflight       atomic.Int64 // calls started and not yet finished
+	queued         atomic.Int64 // of them, the ones not yet started by the owner (Queued)
+	liveTimers     atomic.Int64 // len(timers), for Timers
 	active         atomic.Int64 // calls, background ones too, not finished nor waiting on the clock (Active)
 	web            webRequests  // the requests behind request tables in flight (webrequest.go)
 	resumeDeadline atomic.Int64 // unix ns: the deadline of the call Lua runs now; 0 between calls
@@ -83,6 +86,7 @@ type State struct {
 	idle        []*lua.LState
 	timers      map[int]*timer
 	nextID      int
+	warned      map[string]bool // call sites already warned of a timer interval raised to the minimum
 	phase       phase
 	flights     map[int]func(any, error) // cache computations led by calls in flight
 	current     *call                    // the call being resumed
@@ -113,6 +117,7 @@ func NewState(opts Options) (*State, error) {
 	if opts.BackgroundTimeout <= 0 {
 		opts.BackgroundTimeout = DefaultBackgroundTimeout
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	s := &State{
 		opts:        opts,
 		L:           lua.NewState(stateOptions),
@@ -231,7 +236,7 @@ func (s *State) shutdown() {
 	}
 	for id, t := range s.timers {
 		t.stop()
-		delete(s.timers, id)
+		s.dropTimer(id)
 	}
 	for _, th := range s.idle {
 		th.Close()
@@ -288,9 +293,15 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 		s.inflight.Add(-1)
 		return nil, s.retiredError()
 	}
+	if s.queued.Add(1) > int64(s.opts.Limits.MaxQueuedCalls) {
+		s.queued.Add(-1)
+		s.inflight.Add(-1)
+		return nil, s.overloadedError()
+	}
 	s.active.Add(1)
 	c.reply = make(chan result, 1)
 	if !s.post(c.ctx, c) {
+		s.queued.Add(-1)
 		s.inflight.Add(-1)
 		s.active.Add(-1)
 		return nil, s.abandoned(c.ctx)
@@ -421,8 +432,11 @@ type call struct {
 	reply chan result // the caller's; nil for background calls
 }
 
-// run starts the call; the state's loop runs it when it was queued.
-func (c *call) run() { c.s.startCall(c) }
+// run starts a call queued by State.call; the state's owner runs it.
+func (c *call) run() {
+	c.s.queued.Add(-1)
+	c.s.startCall(c)
+}
 
 // prepare picks the function and converts the arguments, as the owner.
 func (c *call) prepare(L *lua.LState) (*lua.LFunction, []lua.LValue, error) {

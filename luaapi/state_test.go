@@ -54,14 +54,23 @@ func newTestState(t testing.TB, src string, env *Env) (*State, *recorder) {
 // newTestStateTimeout is newTestState with the given call timeout.
 func newTestStateTimeout(t testing.TB, src string, env *Env, timeout time.Duration) (*State, *recorder) {
 	t.Helper()
-	if env == nil {
-		env = &Env{}
+	return newTestStateOptions(t, src, Options{Timeout: timeout, Env: env})
+}
+
+// newTestStateOptions is newTestState with the given options (module
+// "test", sandboxed; a nil Env is an empty one).
+func newTestStateOptions(t testing.TB, src string, opts Options) (*State, *recorder) {
+	t.Helper()
+	if opts.Env == nil {
+		opts.Env = &Env{}
 	}
+	env := opts.Env
 	if env.Catalog == nil {
 		env.Catalog = testCatalog{"spam_checker"}
 	}
 	env.ServerName = "example.com"
-	s, err := NewState(Options{Module: "test", Sandbox: true, Timeout: timeout, Env: env})
+	opts.Module, opts.Sandbox = "test", true
+	s, err := NewState(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
