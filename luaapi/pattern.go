@@ -33,10 +33,24 @@ type matchState struct {
 	depth int
 	steps int
 	cap   [maxCaptures]struct{ init, len int }
+
+	// set is the class of the pattern setOf at setAt as a set of bytes,
+	// kept across reset while the pattern stays the same (classSet).
+	set   byteSet
+	setOf string
+	setAt int
 }
 
 func newMatchState(ctx context.Context, src, pat string) *matchState {
-	return &matchState{src: src, pat: pat, ctx: ctx}
+	ms := &matchState{}
+	ms.reset(ctx, src, pat)
+	return ms
+}
+
+// reset makes ms ready to match pat against src under ctx.
+func (ms *matchState) reset(ctx context.Context, src, pat string) {
+	ms.src, ms.pat, ms.ctx = src, pat, ctx
+	ms.level, ms.depth, ms.steps = 0, 0, 0
 }
 
 func (ms *matchState) fail(msg string) { panic(&patternError{msg}) }
@@ -380,11 +394,29 @@ func (ms *matchState) doMatch(s, p int) int {
 // pattern is anchored) and returns the start and end of the first match, or
 // -1, -1. The captures stay in ms.
 func (ms *matchState) find(init int) (start, end int) {
-	p := 0
-	anchor := ms.p(0) == '^'
-	if anchor {
-		p = 1
+	if ms.p(0) == '^' {
+		return ms.findFrom(init, 1, true)
 	}
+	return ms.findFrom(init, 0, false)
+}
+
+// findFrom is find for the pattern from p, anchored at init or not. A
+// pattern that is one single-character class, alone or followed by '+' or
+// '*' ("%a+", "[^,]+", "%s*", "."), is matched by a linear scan: the first
+// match at each position is the longest run of the class there, which is
+// what the recursive matcher finds too.
+func (ms *matchState) findFrom(init, p int, anchor bool) (start, end int) {
+	if !anchor {
+		if ep, rep, ok := ms.classRun(p); ok {
+			return ms.scanClass(init, p, ep, rep)
+		}
+	}
+	return ms.tryEach(init, p, anchor)
+}
+
+// tryEach is findFrom by the recursive matcher alone: a match tried at
+// init, then (unless anchored) at every position after it.
+func (ms *matchState) tryEach(init, p int, anchor bool) (start, end int) {
 	for s := init; ; s++ {
 		ms.level = 0
 		ms.depth = 0
@@ -396,6 +428,97 @@ func (ms *matchState) find(init int) (start, end int) {
 		}
 	}
 }
+
+// classRun reports whether the pattern from p is one single-character
+// class (from p to ep) ending the pattern, or followed by rep, '+' or '*',
+// that ends it.
+func (ms *matchState) classRun(p int) (ep int, rep byte, ok bool) {
+	switch ms.p(p) {
+	case 0, '(', ')':
+		return 0, 0, false
+	case '%':
+		if d := ms.p(p + 1); d == 'b' || d == 'f' || isdigit(d) {
+			return 0, 0, false
+		}
+	case '$':
+		if p+1 == len(ms.pat) { // "$" alone anchors at the end
+			return 0, 0, false
+		}
+	}
+	ep = ms.classEnd(p)
+	switch {
+	case ep == len(ms.pat):
+		return ep, 0, true
+	case ep+1 == len(ms.pat) && (ms.pat[ep] == '+' || ms.pat[ep] == '*'):
+		return ep, ms.pat[ep], true
+	}
+	return 0, 0, false
+}
+
+// scanClass is findFrom for a class run (classRun): the first position
+// from init where the class matches and the end of its run there. With
+// '*' the match is at init, perhaps empty; alone the class matches one
+// character.
+func (ms *matchState) scanClass(init, p, ep int, rep byte) (start, end int) {
+	ms.level, ms.depth = 0, 0
+	src := ms.src
+	set := ms.classSet(p, ep, len(src)-init)
+	s := init
+	if rep != '*' {
+		for s < len(src) && !ms.inClass(src[s], p, ep, set) {
+			ms.step()
+			s++
+		}
+		if s >= len(src) {
+			return -1, -1
+		}
+		if rep == 0 {
+			return s, s + 1
+		}
+	}
+	e := s
+	for e < len(src) && ms.inClass(src[e], p, ep, set) {
+		ms.step()
+		e++
+	}
+	return s, e
+}
+
+// classSetMin is the length of subject over which scanClass first tables
+// a class's 256 answers rather than working each one out.
+const classSetMin = 256
+
+// classSet returns the class of the pattern from p to ep as a set of
+// bytes, or nil when scanning n bytes is not worth making one. The set
+// stays with ms, for as long as it matches the same pattern (a gmatch
+// loop, a find loop).
+func (ms *matchState) classSet(p, ep, n int) *byteSet {
+	if ms.setOf == ms.pat && ms.setAt == p && ms.pat != "" {
+		return &ms.set
+	}
+	if n < classSetMin {
+		return nil
+	}
+	ms.set = byteSet{}
+	for c := range 256 {
+		if ms.singleMatch(byte(c), p, ep) {
+			ms.set[c>>6] |= 1 << (c & 63)
+		}
+	}
+	ms.setOf, ms.setAt = ms.pat, p
+	return &ms.set
+}
+
+// inClass is singleMatch, from set when there is one.
+func (ms *matchState) inClass(c byte, p, ep int, set *byteSet) bool {
+	if set != nil {
+		return set[c>>6]&(1<<(c&63)) != 0
+	}
+	return ms.singleMatch(c, p, ep)
+}
+
+// byteSet is a set of bytes, a bit each.
+type byteSet [4]uint64
 
 // capture returns capture i of the match src[s:e]: a string, or a position
 // (1-based) when pos is true. Capture 0 without captures is the whole match.

@@ -91,6 +91,8 @@ type State struct {
 	flights     map[int]func(any, error) // cache computations led by calls in flight
 	current     *call                    // the call being resumed
 	tableErrors map[*lua.LTable]string   // where error tables were raised
+	spareMatch  *matchState              // the pattern builtins' matchState when not in use (matcher)
+	vals        valueSlab                // string and number values made in blocks (valueslab.go)
 	wrapAsync   *lua.LFunction
 	reg         Registrar // set for the duration of Init
 }

@@ -150,7 +150,7 @@ func (s *State) stringCase(f func(string) string) lua.LGFunction {
 	return func(L *lua.LState) int {
 		str := L.CheckString(1)
 		s.charge(L, len(str))
-		L.Push(lua.LString(f(str)))
+		L.Push(s.vals.str(f(str)))
 		return 1
 	}
 }
@@ -178,26 +178,45 @@ func patternCall(L *lua.LState, fn func() int) (n int) {
 }
 
 // pushCapture pushes capture i of the match src[s:e].
-func pushCapture(L *lua.LState, ms *matchState, i, s, e int) {
+func (st *State) pushCapture(L *lua.LState, ms *matchState, i, s, e int) {
 	str, pos, isPos := ms.capture(i, s, e)
 	if isPos {
-		L.Push(lua.LNumber(pos))
+		L.Push(st.vals.num(pos))
 	} else {
-		L.Push(lua.LString(str))
+		L.Push(st.vals.str(str))
 	}
 }
 
-func pushCaptures(L *lua.LState, ms *matchState, s, e int, wholeMatch bool) int {
+func (st *State) pushCaptures(L *lua.LState, ms *matchState, s, e int, wholeMatch bool) int {
 	n := ms.captures(wholeMatch)
 	for i := range n {
-		pushCapture(L, ms, i, s, e)
+		st.pushCapture(L, ms, i, s, e)
 	}
 	return n
 }
 
+// matcher returns a matchState for pat against src under L's context:
+// the state's spare one when no other builtin is using it (a gsub
+// replacement function may call string.find). release gives it back.
+func (s *State) matcher(L *lua.LState, src, pat string) *matchState {
+	ms := s.spareMatch
+	if ms == nil {
+		ms = &matchState{}
+	}
+	s.spareMatch = nil
+	ms.reset(L.Context(), src, pat)
+	return ms
+}
+
+// release makes ms the state's spare matchState, holding no strings.
+func (s *State) release(ms *matchState) {
+	ms.src, ms.pat, ms.ctx = "", "", nil
+	s.spareMatch = ms
+}
+
 // stringFind is string.find(s, pattern [, init [, plain]]) (find) and
 // string.match(s, pattern [, init]) (!find), as Lua 5.1's str_find_aux.
-func stringFind(find bool) lua.LGFunction {
+func (s *State) stringFind(find bool) lua.LGFunction {
 	return func(L *lua.LState) int {
 		str := L.CheckString(1)
 		pat := L.CheckString(2)
@@ -209,51 +228,55 @@ func stringFind(find bool) lua.LGFunction {
 		}
 		if find && (lua.LVAsBool(L.Get(4)) || !strings.ContainsAny(pat, "^$*+?.([%-")) {
 			if i := strings.Index(str[init:], pat); i >= 0 {
-				L.Push(lua.LNumber(init + i + 1))
-				L.Push(lua.LNumber(init + i + len(pat)))
+				L.Push(s.vals.num(init + i + 1))
+				L.Push(s.vals.num(init + i + len(pat)))
 				return 2
 			}
 			L.Push(lua.LNil)
 			return 1
 		}
+		ms := s.matcher(L, str, pat)
+		defer s.release(ms)
 		return patternCall(L, func() int {
-			ms := newMatchState(L.Context(), str, pat)
-			s, e := ms.find(init)
-			if s < 0 {
+			start, end := ms.find(init)
+			if start < 0 {
 				L.Push(lua.LNil)
 				return 1
 			}
 			if find {
-				L.Push(lua.LNumber(s + 1))
-				L.Push(lua.LNumber(e))
-				return pushCaptures(L, ms, s, e, false) + 2
+				L.Push(s.vals.num(start + 1))
+				L.Push(s.vals.num(end))
+				return s.pushCaptures(L, ms, start, end, false) + 2
 			}
-			return pushCaptures(L, ms, s, e, true)
+			return s.pushCaptures(L, ms, start, end, true)
 		})
 	}
 }
 
 // stringGmatch is string.gmatch(s, pattern): an iterator that finds one
-// match per call (gopher-lua's found them all first).
-func stringGmatch(L *lua.LState) int {
+// match per call (gopher-lua's found them all first), on a matchState of
+// its own. As in Lua 5.1, '^' is no anchor here.
+func (s *State) stringGmatch(L *lua.LState) int {
 	str := L.CheckString(1)
 	pat := L.CheckString(2)
+	ms := &matchState{src: str, pat: pat}
 	pos := 0
 	L.Push(L.NewFunction(func(L *lua.LState) int {
-		return patternCall(L, func() int {
-			ms := newMatchState(L.Context(), str, pat)
-			for src := pos; src <= len(str); src++ {
-				ms.level, ms.depth = 0, 0
-				if e := ms.match(src, 0); e >= 0 {
-					pos = e
-					if e == src {
-						pos++ // an empty match: go on at least one position
-					}
-					return pushCaptures(L, ms, src, e, true)
-				}
-			}
-			pos = len(str) + 1
+		if pos > len(str) {
 			return 0
+		}
+		return patternCall(L, func() int {
+			ms.ctx = L.Context()
+			start, end := ms.findFrom(pos, 0, false)
+			if start < 0 {
+				pos = len(str) + 1
+				return 0
+			}
+			pos = end
+			if end == start {
+				pos++ // an empty match: go on at least one position
+			}
+			return s.pushCaptures(L, ms, start, end, true)
 		})
 	}))
 	return 1
@@ -269,27 +292,30 @@ func (s *State) stringGsub(L *lua.LState) int {
 	repl := L.Get(3)
 	maxN := L.OptInt(4, len(src)+1)
 	anchor := strings.HasPrefix(pat, "^")
+	p := 0
 	if anchor {
-		pat = pat[1:]
+		p = 1
 	}
 	b := s.newCapBuf(L, "string.gsub")
 	n := 0
+	ms := s.matcher(L, src, pat)
+	defer s.release(ms)
 	patternCall(L, func() int {
-		ms := newMatchState(L.Context(), src, pat)
 		at := 0
 		for n < maxN {
-			ms.level, ms.depth = 0, 0
-			e := ms.match(at, 0)
-			if e >= 0 {
-				n++
-				gsubValue(L, ms, b, repl, at, e)
+			start, end := ms.findFrom(at, p, anchor)
+			if start < 0 {
+				break
 			}
+			b.add(src[at:start]) // no match between
+			n++
+			s.gsubValue(L, ms, b, repl, start, end)
 			switch {
-			case e > at:
-				at = e
-			case at < len(src):
-				b.addByte(src[at])
-				at++
+			case end > start:
+				at = end
+			case start < len(src):
+				b.addByte(src[start])
+				at = start + 1
 			default:
 				at = len(src) + 1
 			}
@@ -310,19 +336,19 @@ func (s *State) stringGsub(L *lua.LState) int {
 // gsubValue writes the replacement of the match src[s:e] (lstrlib.c's
 // add_value): a string with %0-%9 expanded, or what a table or function
 // gives for it (nil or false keep the match).
-func gsubValue(L *lua.LState, ms *matchState, b *capBuf, repl lua.LValue, s, e int) {
+func (st *State) gsubValue(L *lua.LState, ms *matchState, b *capBuf, repl lua.LValue, s, e int) {
 	var v lua.LValue
 	switch r := repl.(type) {
 	case lua.LString, lua.LNumber:
 		gsubExpand(L, ms, b, lua.LVAsString(r), s, e)
 		return
 	case *lua.LTable:
-		pushCapture(L, ms, 0, s, e)
+		st.pushCapture(L, ms, 0, s, e)
 		v = L.GetTable(r, L.Get(-1))
 		L.Pop(1)
 	case *lua.LFunction:
 		L.Push(r)
-		n := pushCaptures(L, ms, s, e, true)
+		n := st.pushCaptures(L, ms, s, e, true)
 		L.Call(n, 1)
 		v = L.Get(-1)
 		L.Pop(1)

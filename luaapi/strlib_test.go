@@ -3,6 +3,8 @@ package luaapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,26 @@ func TestStringLibraryMatchesLua51(t *testing.T) {
 		{`string.upper("abc"), string.lower("ABC"), string.reverse("abc")`, `["ABC","abc","cba"]`},
 		{`string.rep("ab", 3, ",")`, `["ab,ab,ab"]`}, // Lua 5.2's separator
 		{`string.find("abca", "()%1")`, `[null]`},    // found by fuzzing: a back-reference to a position
+		{`string.find("-", "[0-0-0]")`, `[1,1]`},     // found by fuzzing: a range, then '-' as itself
+		{`string.find("0", "[1--0]")`, `[1,1]`},      // found by fuzzing: an empty range '1'-'-'
+		// one class, alone or repeated: matched by a linear scan (scanClass)
+		{`(function(s, p) local t = {} for a, b in string.gmatch(s, p) do t[#t+1] = b and (a .. "=" .. b) or a end return table.concat(t, "|") end)("one, two;three  four", "%a+")`, `["one|two|three|four"]`},
+		{`(function(s, p) local t = {} for a, b in string.gmatch(s, p) do t[#t+1] = b and (a .. "=" .. b) or a end return table.concat(t, "|") end)("a,b,,c", "[^,]+")`, `["a|b|c"]`},
+		{`(function(s, p) local t = {} for a, b in string.gmatch(s, p) do t[#t+1] = b and (a .. "=" .. b) or a end return table.concat(t, "|") end)("a b", "%s*")`, `["| ||"]`},
+		{`(function(s, p) local t = {} for a, b in string.gmatch(s, p) do t[#t+1] = b and (a .. "=" .. b) or a end return table.concat(t, "|") end)("abc", ".")`, `["a|b|c"]`},
+		{`(function(s, p) local t = {} for a, b in string.gmatch(s, p) do t[#t+1] = b and (a .. "=" .. b) or a end return table.concat(t, "|") end)("^a^a", "^a")`, `["^a|^a"]`},
+		{`(function(s, p) local t = {} for a, b in string.gmatch(s, p) do t[#t+1] = b and (a .. "=" .. b) or a end return table.concat(t, "|") end)("k=v, x=y", "(%w+)=(%w+)")`, `["k=v|x=y"]`},
+		{`(function() local n = 0 for w in string.gmatch(string.rep("ab, ", 200), "%a+") do n = n + 1 end return n end)()`, `[200]`},
+		{`string.gsub("a  b   c", "%s+", " ")`, `["a b c",2]`},
+		{`string.gsub("abc", "%s*", "-")`, `["-a-b-c-",4]`},
+		{`string.gsub("  x", "^%s*", "")`, `["x",1]`},
+		{`string.find(string.rep("x", 300) .. "42", "%d+")`, `[301,302]`},
+		{`string.find(string.rep("x", 300) .. "42", "%d+", 302)`, `[302,302]`},
+		{`string.match(string.rep(" ", 300) .. "word  ", "%S+")`, `["word"]`},
+		{`string.find("abc", "[b-c]")`, `[2,2]`},
+		{`string.match("x$", "$+")`, `["$"]`},
+		{`string.find("abc", "%a*", 2)`, `[2,3]`},
+		{`string.gsub("hello world", "o", "0", 1)`, `["hell0 world",1]`},
 	}
 	for _, c := range cases {
 		st, _ := newTestState(t, apiModule(`return `+c.expr), nil)
@@ -248,5 +270,38 @@ func TestSortAndApiFunctionsAreBounded(t *testing.T) {
 		if _, err := callRun(t, st); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.body, err, c.want)
 		}
+	}
+}
+
+// TestValuesInBlocksOutliveTheirCall: captures, positions and upper-cased
+// strings are made in shared blocks (valueslab.go); values kept by the
+// module across calls and collections keep their contents.
+func TestValuesInBlocksOutliveTheirCall(t *testing.T) {
+	s, _ := newTestState(t, `local M = {}
+local kept = {}
+function M.init(api)
+  api.register_spam_checker_callbacks{ run = function(text)
+    if text == "check" then return table.concat(kept, " ") end
+    for w in string.gmatch(text, "%a+") do kept[#kept + 1] = string.upper(w) end
+    kept[#kept + 1] = select(2, string.find(text, "%a+$"))
+    kept[#kept + 1] = select(3, string.find(text, "()$"))
+  end }
+end
+return M`, nil)
+	var want []string
+	for i := range 50 {
+		text := strings.Repeat("x", 200) + " word" + strings.Repeat("y", i)
+		if _, err := callRun(t, s, text); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, strings.Repeat("X", 200), "WORD"+strings.Repeat("Y", i), fmt.Sprint(len(text)), fmt.Sprint(len(text)+1))
+		runtime.GC()
+	}
+	got, err := callRun(t, s, "check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != strings.Join(want, " ") {
+		t.Fatalf("kept values changed:\n%v\nwant\n%v", got[0], strings.Join(want, " "))
 	}
 }
