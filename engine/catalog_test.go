@@ -43,6 +43,10 @@ func TestCatalogCombinersAndErrorPolicies(t *testing.T) {
 		{"B code with dict", "spam_checker.check_event_for_spam", []any{event}, []string{"return api.errors.SERVER_NOT_TRUSTED, {additional_field = '12345'}"}, `["M_SERVER_NOT_TRUSTED",{"additional_field":"12345"}]`, "", []int{1}},
 		{"B nil is invalid", "spam_checker.check_event_for_spam", []any{event}, []string{"return nil"}, `"This message has been rejected as probable spam"`, "", []int{1}},
 		{"B sees the event", "spam_checker.check_event_for_spam", []any{event}, []string{"local ev = ... if ev.content.body == 'hi' and ev.sender == '@a:example.com' then return api.errors.FORBIDDEN end return api.NOT_SPAM"}, `["M_FORBIDDEN",{}]`, "", []int{1}},
+		{"B each module gets its own event", "spam_checker.check_event_for_spam", []any{event}, []string{
+			"local ev = ... ev.content.body = 'changed' ev.extra = 1 return api.NOT_SPAM",
+			"local ev = ... if ev.content.body == 'hi' and ev.extra == nil then return api.NOT_SPAM end return api.errors.FORBIDDEN"},
+			`"NOT_SPAM"`, "", []int{1, 1}},
 		// Rules C-G
 		{"C plain string denies", "spam_checker.check_media_file_for_spam", nil, []string{"return 'text'"}, `["M_FORBIDDEN",{}]`, "", []int{1}},
 		{"D booleans deny", "spam_checker.user_may_send_state_event", nil, []string{"return true"}, `["M_FORBIDDEN",{}]`, "", []int{1}},

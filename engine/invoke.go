@@ -43,6 +43,10 @@ func (g *Generation) combine(ctx context.Context, cb *Callback, hooks []hook, ar
 		copy(padded, args)
 		args = padded
 	}
+	if len(hooks) > 1 {
+		// Converted once for every module: each builds only its own tables.
+		args = luaapi.PrepareArgs(args, cb.Mutates)
+	}
 	for _, h := range hooks {
 		ret, mutated, err := g.call(ctx, cb, h, args)
 		if err != nil {

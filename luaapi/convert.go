@@ -25,7 +25,8 @@ var ErrTooDeep = errors.New("luaapi: value nested too deeply (or cyclic)")
 //
 // Accepted: nil, bool, all integer and float kinds, string, []byte (as a
 // string), json.Number, []any, []string, map[string]any, map[string]string,
-// and a Tuple is refused (it only exists as a result). Integers beyond ±2^53
+// a *Prepared (PrepareArgs), and a Tuple is refused (it only exists as a
+// result). Integers beyond ±2^53
 // become strings so that no digit is lost. Tables are created with their exact
 // size; an empty []any gets the array marker so that it converts back as [].
 func ToLua(L *lua.LState, v any) (lua.LValue, error) {
@@ -41,6 +42,8 @@ func toLua(L *lua.LState, v any, depth int) (lua.LValue, error) {
 		return lua.LNil, nil
 	case lua.LValue:
 		return x, nil
+	case *Prepared:
+		return x.toLua(L, depth)
 	case bool:
 		return lua.LBool(x), nil
 	case string:
