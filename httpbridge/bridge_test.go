@@ -24,6 +24,13 @@ import (
 // loopback port and returns its base URL.
 func testServer(t *testing.T, files map[string]string) (base string, eng *engine.Engine, logs *logbuf.Buffer) {
 	t.Helper()
+	return testServerWith(t, files, engine.Options{})
+}
+
+// testServerWith is testServer with engine options (its ConfigPath and
+// Logger are set here).
+func testServerWith(t *testing.T, files map[string]string, opts engine.Options) (base string, eng *engine.Engine, logs *logbuf.Buffer) {
+	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -31,10 +38,9 @@ func testServer(t *testing.T, files map[string]string) (base string, eng *engine
 		}
 	}
 	logs = &logbuf.Buffer{}
-	eng, err := engine.New(context.Background(), engine.Options{
-		ConfigPath: filepath.Join(dir, "luamods.yaml"),
-		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
-	})
+	opts.ConfigPath = filepath.Join(dir, "luamods.yaml")
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	eng, err := engine.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
