@@ -73,12 +73,25 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, m := range g.Modules {
-		var timers, queued int64
-		for _, s := range m.States() {
-			timers += s.Timers()
-			queued += s.Queued()
-		}
-		ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(timers), m.Name)
-		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(queued), m.Name)
+		ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(m.Timers()), m.Name)
+		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(m.Queued()), m.Name)
 	}
+}
+
+// Queued is the number of calls waiting for the module's states to start
+// them (each state holds at most max_queued_calls).
+func (m *Module) Queued() (n int64) {
+	for _, s := range m.States() {
+		n += s.Queued()
+	}
+	return n
+}
+
+// Timers is the number of live looping and delayed background calls of
+// the module's states (each holds at most max_timers).
+func (m *Module) Timers() (n int64) {
+	for _, s := range m.States() {
+		n += s.Timers()
+	}
+	return n
 }

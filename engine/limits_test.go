@@ -81,12 +81,6 @@ modules:
 `, gate)
 	ctx := context.Background()
 	m := eng.Current().Modules[0]
-	queued := func() (n int64) {
-		for _, s := range m.States() {
-			n += s.Queued()
-		}
-		return n
-	}
 	results := make(chan error, 4)
 	invoke := func(cmd string) {
 		go func() {
@@ -100,7 +94,7 @@ modules:
 	<-gate.entered
 	for i := int64(1); i <= 2; i++ { // one waits in each state's queue
 		invoke("fast")
-		waitFor(t, "queued", func() bool { return queued() == i })
+		waitFor(t, "queued", func() bool { return m.Queued() == i })
 	}
 	for _, s := range m.States() {
 		if s.Queued() != 1 {

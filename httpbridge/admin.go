@@ -115,6 +115,8 @@ type moduleInfo struct {
 	Routes    []string `json:"routes"`
 	States    int      `json:"states"`
 	Inflight  int64    `json:"inflight"`
+	Queued    int64    `json:"queued"` // of Inflight, the calls not started yet (max_queued_calls)
+	Timers    int64    `json:"timers"` // live looping and delayed calls (max_timers)
 }
 
 func (b *Bridge) modules(c echo.Context) error {
@@ -129,7 +131,7 @@ func (b *Bridge) modules(c echo.Context) error {
 			}
 			info.Callbacks = append(info.Callbacks, name)
 		}
-		info.Inflight = m.Inflight()
+		info.Inflight, info.Queued, info.Timers = m.Inflight(), m.Queued(), m.Timers()
 		out = append(out, info)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"generation": gen.ID, "modules": out})

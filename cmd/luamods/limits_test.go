@@ -71,4 +71,15 @@ func TestServeAnswers503WhenTheQueueIsFull(t *testing.T) {
 	if _, metrics := s.get("/metrics"); !strings.Contains(metrics, `luamods_refused_calls_total{module="spin.lua",reason="queue_full"} 2`) {
 		t.Fatalf("metrics lack the refused calls:\n%s", metrics)
 	}
+	req, _ = http.NewRequest("GET", "http://"+addr+"/_luamods/v1/modules", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var modules struct{ Modules []map[string]any }
+	if err := json.NewDecoder(resp.Body).Decode(&modules); err != nil || len(modules.Modules) != 1 ||
+		modules.Modules[0]["inflight"] != 3.0 || modules.Modules[0]["queued"] != 2.0 {
+		t.Fatalf("GET modules: %v %+v, want inflight 3, queued 2", err, modules)
+	}
 }
