@@ -296,6 +296,10 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if _, body := s.get("/_synapse/client/answer"); body != "one" {
 		t.Fatalf("got %q", body)
 	}
+	// /metrics shows the Go runtime and the process beside luamods' own.
+	if code, body := s.get("/metrics"); code != 200 || !strings.Contains(body, "\ngo_goroutines ") || !strings.Contains(body, "\nprocess_resident_memory_bytes ") {
+		t.Errorf("/metrics: %d, without go_goroutines or process_resident_memory_bytes:\n%.2000s", code, body)
+	}
 	s.waitLog("reload: kill -HUP", 1) // the start note is written after the listening line
 	for _, want := range []string{
 		"luamods is serving on http://" + addr + " (pid " + strconv.Itoa(s.cmd.Process.Pid) + ")",

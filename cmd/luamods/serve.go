@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"luamods/engine"
@@ -58,7 +60,11 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 	setLevel(&level, cfg.LogLevel)
 	log := slog.New(logHandler(cfg.LogFormat, stderr, &level))
 	defer cpuProfile(log)()
-	eng, err := engine.New(ctx, engine.Options{Config: cfg, ConfigPath: path, Logger: log})
+	// The daemon's /metrics also shows the Go runtime and the process
+	// (go_goroutines, go_memstats_*, process_resident_memory_bytes).
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng, err := engine.New(ctx, engine.Options{Config: cfg, ConfigPath: path, Logger: log, Registry: registry})
 	if err != nil {
 		return err
 	}
