@@ -225,11 +225,17 @@ type Tx struct {
 // Begin starts a transaction for module's interaction desc (which names it
 // in metrics and logs), bound to ctx. PostgreSQL transactions are REPEATABLE
 // READ, as Synapse's are.
+//
+// When ctx has a deadline, a PostgreSQL transaction also gets it as its
+// statement_timeout (plus statementTimeoutMargin), in the same round trip
+// as BEGIN: the server stops a statement by itself even when the cancel
+// request sent at the deadline does not reach it in time (a loaded machine,
+// a broken socket), so a call's deadline never leaves a query running.
 func (db *DB) Begin(ctx context.Context, module, desc string) (*Tx, error) {
 	t := &Tx{db: db, module: module, desc: desc, start: time.Now(), ended: make(chan struct{})}
 	var err error
 	if db.pg != nil {
-		t.pgTx, err = db.pg.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+		t.pgTx, err = db.pg.BeginTx(ctx, pgx.TxOptions{BeginQuery: pgBegin(ctx)})
 		if err == nil {
 			pg := t.pgTx
 			t.stop = context.AfterFunc(ctx, func() { _ = pg.Rollback(context.Background()) })
@@ -242,6 +248,22 @@ func (db *DB) Begin(ctx context.Context, module, desc string) (*Tx, error) {
 		return nil, db.wrap(ctx, err)
 	}
 	return t, nil
+}
+
+// statementTimeoutMargin is how long after a call's deadline PostgreSQL
+// stops a statement of it by itself: the client's cancel comes first.
+const statementTimeoutMargin = 100 * time.Millisecond
+
+// pgBegin is the statement that begins a PostgreSQL transaction bound to
+// ctx's deadline, if it has one.
+func pgBegin(ctx context.Context) string {
+	const begin = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return begin
+	}
+	ms := max(time.Until(deadline)+statementTimeoutMargin, time.Millisecond).Milliseconds()
+	return fmt.Sprintf("%s; SET LOCAL statement_timeout = %d", begin, ms)
 }
 
 // wrap names the database in a connection-level error and says when the

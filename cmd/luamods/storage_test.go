@@ -234,14 +234,9 @@ func TestADatabaseThatGoesAwayFailsTheCallAndComesBack(t *testing.T) {
 }
 
 func TestTheCallDeadlineCancelsTheQuery(t *testing.T) {
-	// Known bug, left open in issue 14/11's notes: since calls run on their
-	// state's goroutine, the statement sometimes outlives the call's deadline
-	// on the server (about 1 run in 3 under -race). The caller is answered at
-	// its deadline either way (TestADatabaseThatGoesAway...). Run it with
-	// LUAMODS_FLAKY=1 while fixing it.
-	if os.Getenv("LUAMODS_FLAKY") == "" {
-		t.Skip("known bug: the deadline does not always cancel the PostgreSQL statement; LUAMODS_FLAKY=1 runs it")
-	}
+	// The client's cancel request at the deadline can lose the race with
+	// the broken socket on a loaded machine; the transaction's
+	// statement_timeout (storage.pgBegin) stops the statement anyway.
 	pg := storagetest.StartPostgres(t)
 	dir := writeDir(t, map[string]string{"storage.lua": storageModule})
 	config := storageConfig(freePort(t), fmt.Sprintf("database: {name: psycopg2, args: {user: postgres, dbname: postgres, host: 127.0.0.1, port: %d}}\n", pg.Port))
