@@ -469,11 +469,15 @@ func (c *call) finish(vals []lua.LValue, err error) {
 	s := c.s
 	s.releaseFlights(c, err)
 	c.unpark()
-	s.active.Add(-1)
 	if c.onDone != nil {
+		// Still active while onDone runs: a looping call schedules its next
+		// tick there, and a test clock that saw the state idle before that
+		// would move past the tick.
 		c.onDone(vals, err)
+		s.active.Add(-1)
 		return
 	}
+	s.active.Add(-1)
 	r := result{err: err}
 	if err == nil {
 		res := c.res

@@ -151,3 +151,25 @@ end)
 		t.Fatal(out)
 	}
 }
+
+// TestALoopingCallTicksAtEverySecond: a looping call that does nothing
+// ticks exactly once per interval over a long advance. Its next tick is
+// scheduled as the previous one ends; the harness once saw the state idle
+// in between and moved the clock past the tick (1 run in a few hundred).
+func TestALoopingCallTicksAtEverySecond(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"tick.lua": `local M = {}
+local ticks = 0
+function M.init(api) api.looping_background_call(function() ticks = ticks + 1 end, 1000) end
+function M.ticks() return ticks end
+return M`,
+		"tick_test.lua": `test("one tick a second", function()
+  local m = luamods.load("tick.lua")
+  m.clock:advance(2000.5)
+  expect.eq(m:call("ticks"), 2000)
+end)`,
+	})
+	if res, out := runLuaTests(t, dir); res.Passed != 1 {
+		t.Fatal(out)
+	}
+}
