@@ -95,7 +95,8 @@ func (s *State) virtualClock() Clock {
 // wall time, and, under a test clock, by timeout in the clock's time too, so
 // a call that sleeps past its deadline fails in a test as it does in serve.
 func (s *State) startDeadline(c *call, parent context.Context, timeout time.Duration) *callContext {
-	ctx := s.deadlines.start(parent, timeout)
+	ctx := &c.ctxBuf
+	s.deadlines.startIn(ctx, parent, timeout)
 	if clock := s.virtualClock(); clock != nil {
 		ctx.stopVirtual = clock.AfterFunc(timeout, func() {
 			ctx.cancel(context.DeadlineExceeded)

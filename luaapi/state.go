@@ -193,6 +193,11 @@ func (f funcJob) run() { f() }
 // closed or ctx ends first.
 func (s *State) post(ctx context.Context, j job) bool {
 	select {
+	case s.work <- j: // the common case, without the cost of a select on three channels
+		return true
+	default:
+	}
+	select {
 	case s.work <- j:
 		return true
 	case <-s.done:
@@ -284,8 +289,8 @@ func (s *State) run(ctx context.Context, start setup, res ResultFunc) ([]any, er
 	return s.call(ctx, &call{setup: start, res: res})
 }
 
-// call executes c in the state and waits for its result. When the state is
-// idle the call runs on this goroutine and its result needs no channel.
+// call queues c for the state's loop and waits for its result, or for its
+// deadline and callGrace: a call stuck in Go code does not hold its caller.
 func (s *State) call(parent context.Context, c *call) ([]any, error) {
 	c.s = s
 	c.ctx = s.startDeadline(c, parent, s.opts.Timeout)
@@ -301,7 +306,7 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 		return nil, s.overloadedError()
 	}
 	s.active.Add(1)
-	c.reply = make(chan result, 1)
+	c.reply = make(chan struct{})
 	if !s.post(c.ctx, c) {
 		s.queued.Add(-1)
 		s.inflight.Add(-1)
@@ -309,8 +314,8 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 		return nil, s.abandoned(c.ctx)
 	}
 	select {
-	case r := <-c.reply:
-		return r.values, r.err
+	case <-c.reply:
+		return c.out.values, c.out.err
 	case <-c.ctx.Done():
 	case <-s.stopped:
 		return s.lastWord(c)
@@ -322,8 +327,8 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 	grace := time.NewTimer(callGrace)
 	defer grace.Stop()
 	select {
-	case r := <-c.reply:
-		return r.values, r.err
+	case <-c.reply:
+		return c.out.values, c.out.err
 	case <-grace.C:
 	case <-s.stopped:
 		return s.lastWord(c)
@@ -375,8 +380,8 @@ func (s *State) retiredError() error {
 // call finished first, else why it did not.
 func (s *State) lastWord(c *call) ([]any, error) {
 	select {
-	case r := <-c.reply:
-		return r.values, r.err
+	case <-c.reply:
+		return c.out.values, c.out.err
 	default:
 		return nil, s.abandoned(c.ctx)
 	}
@@ -431,7 +436,10 @@ type call struct {
 	flights   []int // cache computations this call leads
 	allocated int64 // bytes builtins allocated for it (charge)
 
-	reply chan result // the caller's; nil for background calls
+	ctxBuf callContext // what ctx points to (startDeadline)
+
+	reply chan struct{} // closed when out is set; nil for background calls
+	out   result
 }
 
 // run starts a call queued by State.call; the state's owner runs it.
@@ -487,7 +495,8 @@ func (c *call) finish(vals []lua.LValue, err error) {
 		r.values, r.err = res(s.L, vals)
 	}
 	s.inflight.Add(-1)
-	c.reply <- r
+	c.out = r
+	close(c.reply)
 }
 
 type frameKind int
