@@ -39,6 +39,10 @@ type Config struct {
 	Limits        luaapi.Limits  // max_timers, min_timer_interval, max_queued_calls: every module's, unless it sets its own
 	Modules       []ModuleConfig // modules, in order
 
+	// MaxRequestJSONNodes (max_request_json_nodes) bounds the values and
+	// keys of a JSON request body; default luaapi.DefaultMaxJSONNodes.
+	MaxRequestJSONNodes int
+
 	// Module persistence (docs/storage.md).
 	Database     storage.Options       // database: SQLite next to the config by default
 	DefaultDB    bool                  // no database: section was given
@@ -156,6 +160,7 @@ var topLevelKeys = []string{
 	"max_call_memory",
 	"memory_limit",
 	"max_timers", "min_timer_interval", "max_queued_calls", // limitKeys
+	"max_request_json_nodes",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -170,7 +175,7 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig validates configuration bytes read from path.
 func ParseConfig(path string, raw []byte) (*Config, error) {
-	cfg := &Config{Path: path, raw: raw, Listen: DefaultListen, MaxRequestBody: DefaultMaxRequestBody}
+	cfg := &Config{Path: path, raw: raw, Listen: DefaultListen, MaxRequestBody: DefaultMaxRequestBody, MaxRequestJSONNodes: luaapi.DefaultMaxJSONNodes}
 	p := &configParser{file: path}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -212,6 +217,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.MaxRequestBody = p.size(v, at)
 		case "max_call_memory":
 			cfg.MaxCallMemory = p.size(v, at)
+		case "max_request_json_nodes":
+			cfg.MaxRequestJSONNodes = p.intIn(v, at, 1, 1<<30)
 		case "memory_limit":
 			cfg.MemoryLimit = p.size(v, at)
 		case "max_timers", "min_timer_interval", "max_queued_calls":

@@ -22,6 +22,9 @@ func completeConfig(cfg *Config) (*Config, error) {
 	if c.MaxRequestBody == 0 {
 		c.MaxRequestBody = DefaultMaxRequestBody
 	}
+	if c.MaxRequestJSONNodes == 0 {
+		c.MaxRequestJSONNodes = luaapi.DefaultMaxJSONNodes
+	}
 	if len(c.ModulePath) == 0 {
 		c.ModulePath = []string{filepath.Dir(c.Path)}
 	}

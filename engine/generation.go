@@ -464,6 +464,7 @@ func (e *Engine) loadModule(ctx context.Context, g *Generation, mc ModuleConfig,
 		Depend:        m.deps.record, // templates: a change reloads the module
 
 		MaxCallMemory:  g.Config.MaxCallMemory,
+		MaxJSONNodes:   g.Config.MaxRequestJSONNodes,
 		OnRetire:       func(s *luaapi.State, reason string) { e.replaceState(m, s, reason) },
 		OnTimerRefused: e.metrics.RefusedTimers.WithLabelValues(mc.Module).Inc,
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -99,6 +100,11 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 			return nil, tooLarge
 		}
 	}
+	if luaapi.IsJSONContentType(req.Header.Get("Content-Type")) {
+		if err := g.Config.CheckRequestJSON(body); err != nil {
+			return nil, err
+		}
+	}
 	r := &luaapi.Request{
 		Method: req.Method, Path: req.Path, Subpath: subpath, Query: req.Query,
 		Header: req.Header, Body: body, RemoteAddr: req.RemoteAddr, RequestID: id,
@@ -113,6 +119,28 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 		return nil, err
 	}
 	return resp, nil
+}
+
+// CheckRequestJSON refuses a JSON request body that would cost too much to
+// decode, before any module sees it: more values and keys than
+// max_request_json_nodes is 413 M_TOO_LARGE, nesting deeper than
+// luaapi.MaxDepth 400 M_NOT_JSON. Anything else (invalid JSON included) is
+// left to the decoder.
+func (c *Config) CheckRequestJSON(body []byte) *HTTPError {
+	max := c.MaxRequestJSONNodes
+	if max == 0 {
+		max = luaapi.DefaultMaxJSONNodes
+	}
+	_, err := luaapi.CheckJSON(body, max)
+	switch {
+	case errors.Is(err, luaapi.ErrJSONTooLarge):
+		return &HTTPError{Status: http.StatusRequestEntityTooLarge, Err: err, Body: map[string]any{"errcode": "M_TOO_LARGE",
+			"error": fmt.Sprintf("Request JSON has more than %d values and keys (max_request_json_nodes)", max)}}
+	case errors.Is(err, luaapi.ErrJSONTooDeep):
+		return &HTTPError{Status: http.StatusBadRequest, Err: err, Body: map[string]any{"errcode": "M_NOT_JSON",
+			"error": fmt.Sprintf("Request JSON nests arrays and objects more than %d levels deep", luaapi.MaxDepth)}}
+	}
+	return nil
 }
 
 // logRouteError logs a handler's failure that becomes a 500, with file:line

@@ -55,6 +55,9 @@ func (b *Bridge) invoke(c echo.Context) error {
 	if err != nil || len(data) > maxInvokeBody {
 		return matrixError(c, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
 	}
+	if he := b.eng.Current().Config.CheckRequestJSON(data); he != nil {
+		return c.JSON(he.Status, he.Body)
+	}
 	args, err := DecodeArgs(data)
 	if err != nil {
 		return matrixError(c, http.StatusBadRequest, "M_BAD_JSON", err.Error())

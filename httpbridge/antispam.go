@@ -205,6 +205,9 @@ func (b *Bridge) serveAntispam(c echo.Context, name string, cb antispamCallback,
 	if err != nil {
 		return plain(http.StatusBadRequest, "luamods: "+err.Error())
 	}
+	if he := b.eng.Current().Config.CheckRequestJSON(body); he != nil {
+		return plain(he.Status, fmt.Sprint("luamods: ", he.Body["error"]))
+	}
 	if name == "ping" {
 		obj, err := jsonObject(body)
 		if err != nil {

@@ -94,6 +94,10 @@ func (b *Bridge) serveRestAuth(c echo.Context, id string) int {
 	if err != nil {
 		return fail(http.StatusBadRequest, "M_UNKNOWN", err.Error())
 	}
+	if he := b.eng.Current().Config.CheckRequestJSON(body); he != nil {
+		_ = c.JSON(he.Status, he.Body)
+		return he.Status
+	}
 	userID, password, err := restAuthArgs(body)
 	if err != nil {
 		return fail(http.StatusBadRequest, "M_BAD_JSON", err.Error())

@@ -24,6 +24,7 @@ type Env struct {
 	Metrics       MetricsProvider    // api.metrics; nil: defining a metric fails
 	MaxStringSize int                // cap of a string a builtin builds; 0: DefaultMaxStringSize
 	MaxCallMemory int64              // allocation budget of one call's builtins; 0: DefaultMaxCallMemory
+	MaxJSONNodes  int                // budget of request.json in values and keys (max_request_json_nodes); 0: DefaultMaxJSONNodes
 	Background    BackgroundObserver // metrics of background work by description; nil: none
 	Database      Database           // api.run_db_interaction; nil: it fails
 	Store         Store              // api.store, in the module's namespace; nil: it fails

@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -388,12 +389,11 @@ func (s *State) httpAsync(req *httpRequest) AsyncFunc {
 		if resp.status < 200 || resp.status > 299 {
 			return nil, &HTTPError{Code: resp.status, Msg: http.StatusText(resp.status), Body: string(resp.body)}
 		}
-		v, err := DecodeJSON(resp.body)
-		if err != nil {
-			return nil, &HTTPError{Code: resp.status, Msg: "answer is not JSON: " + err.Error(), Body: string(resp.body)}
+		if err := s.checkJSONAnswer(resp.body); err != nil {
+			return nil, &HTTPError{Code: resp.status, Msg: err.Error(), Body: string(resp.body)}
 		}
 		return func(L *lua.LState) []lua.LValue {
-			lv, err := ToLua(L, v)
+			lv, err := DecodeJSONToLua(L, resp.body)
 			if err != nil {
 				return []lua.LValue{lua.LNil}
 			}
@@ -417,4 +417,23 @@ func responseTable(L *lua.LState, resp *httpResponse) *lua.LTable {
 	}
 	t.RawSetString("headers", h)
 	return t
+}
+
+// checkJSONAnswer tells, off the state's owner and without building any
+// value, whether an answer decodes within the call's budget: valid JSON,
+// nested at most MaxDepth deep, and costing at most max_call_memory once
+// decoded into Lua.
+func (s *State) checkJSONAnswer(body []byte) error {
+	if !json.Valid(body) {
+		// The syntax error: Unmarshal checks the grammar before it decodes.
+		return fmt.Errorf("answer is not JSON: %w", json.Unmarshal(body, new(json.RawMessage)))
+	}
+	sh := ScanJSON(body)
+	if err := sh.depthError(); err != nil {
+		return fmt.Errorf("answer too large to decode: %w", err)
+	}
+	if cost, max := jsonCost(body, sh), s.maxCallMemory(); int64(cost) > max {
+		return fmt.Errorf("answer too large to decode: %d values and keys would take about %d bytes in Lua, over max_call_memory (%d bytes)", sh.Nodes, cost, max)
+	}
+	return nil
 }

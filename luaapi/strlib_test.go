@@ -210,7 +210,8 @@ func TestValuesThatExpandAreRefused(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{dag + `return api.json.encode(t)`, "value too large"},
 		{dag + `return t`, "value too large"},
-		{`return api.json.decode(string.rep("[0,", 2^20) .. "0" .. string.rep("]", 2^20))`, "call memory budget exceeded"},
+		{`return api.json.decode("[" .. string.rep("0,", 2^20) .. "0]")`, "call memory budget exceeded"},
+		{`return api.json.decode(string.rep("[0,", 2^20) .. "0" .. string.rep("]", 2^20))`, "JSON nested too deeply: 1048576 levels"},
 	} {
 		st, _ := newTestStateTimeout(t, apiModule(c.body), nil, time.Hour)
 		if _, err := callRun(t, st); err == nil || !strings.Contains(err.Error(), c.want) {

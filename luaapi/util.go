@@ -59,9 +59,13 @@ func (s *State) jsonTable() *lua.LTable {
 		return 1
 	}))
 	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
-		src := L.CheckString(1)
-		s.charge(L, jsonCostFactor*len(src))
-		lv, err := DecodeJSONToLua(L, []byte(src))
+		src := []byte(L.CheckString(1))
+		sh := ScanJSON(src)
+		if err := sh.depthError(); err != nil {
+			L.RaiseError("json.decode: %v", err)
+		}
+		s.charge(L, jsonCost(src, sh))
+		lv, err := DecodeJSONToLua(L, src)
 		if err != nil {
 			L.RaiseError("json.decode: %v", err)
 		}
@@ -79,10 +83,6 @@ func (s *State) jsonTable() *lua.LTable {
 	}))
 	return t
 }
-
-// jsonCostFactor is what decoding a byte of JSON costs at most, as Go
-// values and then Lua tables (`[0,0,...]` is two bytes per element).
-const jsonCostFactor = 16
 
 // EncodeJSON encodes a JSON-like value without escaping <, > and &.
 func EncodeJSON(v any) ([]byte, error) {

@@ -39,7 +39,7 @@ func (s *State) Serve(ctx context.Context, key Entry, r *Request) (*Response, er
 	var resp *Response
 	var table *lua.LTable
 	_, err := s.Invoke(ctx, key, func(L *lua.LState) ([]lua.LValue, error) {
-		table = r.toLua(L, &s.web)
+		table = r.toLua(L, s)
 		return []lua.LValue{table}, nil
 	}, func(_ *lua.LState, vals []lua.LValue) ([]any, error) {
 		var rerr error
@@ -60,7 +60,7 @@ const requestMetaKey = "luamods.request"
 // once; headers (lower-case names), query_all and json (when the body is
 // JSON) are built the first time the handler reads them, during the call,
 // so a handler that does not read them does not pay for them.
-func (r *Request) toLua(L *lua.LState, pending *webRequests) *lua.LTable {
+func (r *Request) toLua(L *lua.LState, s *State) *lua.LTable {
 	t := L.CreateTable(0, 10)
 	t.RawSetString("method", lua.LString(r.Method))
 	t.RawSetString("path", lua.LString(r.Path))
@@ -82,11 +82,11 @@ func (r *Request) toLua(L *lua.LState, pending *webRequests) *lua.LTable {
 		meta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 			t := L.CheckTable(1)
 			key := L.CheckString(2)
-			req := pending.get(t)
+			req := s.web.get(t)
 			if req == nil {
 				return 0
 			}
-			v := req.lazyField(L, key)
+			v := req.lazyField(s, L, key)
 			if v != lua.LNil {
 				t.RawSetString(key, v)
 			}
@@ -96,7 +96,7 @@ func (r *Request) toLua(L *lua.LState, pending *webRequests) *lua.LTable {
 		L.SetField(reg, requestMetaKey, meta)
 	}
 	t.Metatable = meta
-	pending.put(t, r)
+	s.web.put(t, r)
 	return t
 }
 
@@ -127,8 +127,10 @@ func (p *webRequests) remove(t *lua.LTable) {
 	p.mu.Unlock()
 }
 
-// lazyField builds headers, query_all or json on first use.
-func (r *Request) lazyField(L *lua.LState, key string) lua.LValue {
+// lazyField builds headers, query_all or json on first use. json is
+// decoded within the module's JSON budget (max_request_json_nodes and
+// MaxDepth, a Lua error past it) and charged to the call's memory.
+func (r *Request) lazyField(s *State, L *lua.LState, key string) lua.LValue {
 	switch key {
 	case "headers":
 		h := L.CreateTable(0, len(r.Header))
@@ -150,6 +152,11 @@ func (r *Request) lazyField(L *lua.LState, key string) lua.LValue {
 		if !looksJSON(r.Header.Get("Content-Type"), r.Body) {
 			return lua.LNil
 		}
+		sh, err := CheckJSON(r.Body, s.maxJSONNodes())
+		if err != nil {
+			L.RaiseError("request.json: %v", err)
+		}
+		s.charge(L, jsonCost(r.Body, sh))
 		lv, err := DecodeJSONToLua(L, r.Body)
 		if err != nil {
 			return lua.LNil
@@ -163,7 +170,7 @@ func looksJSON(contentType string, body []byte) bool {
 	if len(body) == 0 {
 		return false
 	}
-	if strings.HasPrefix(contentType, "application/json") || strings.HasSuffix(strings.Split(contentType, ";")[0], "+json") {
+	if IsJSONContentType(contentType) {
 		return true
 	}
 	return contentType == "" && (body[0] == '{' || body[0] == '[')
