@@ -546,6 +546,7 @@ func (s *State) thread(ctx context.Context) *lua.LState {
 // empty, so gopher-lua starts it afresh on the next Resume.
 func (s *State) recycle(th *lua.LState) {
 	th.RemoveContext()
+	th.SetTop(0) // let go of the values of the call it ran: its arguments, what it built
 	if len(s.idle) < maxIdleThreads {
 		s.idle = append(s.idle, th)
 		return

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
+
+	lua "github.com/yuin/gopher-lua"
 )
 
 // recorder is a Registrar that keeps what it is told.
@@ -372,5 +376,28 @@ return M`, nil)
 	got, err := callRun(t, s, "pcall")
 	if err != nil || fmt.Sprint(got) != "[false from pcall]" {
 		t.Errorf("error with a Go caller has no position: %v %v", got, err)
+	}
+}
+
+// TestIdleStateKeepsNoArgument: once a call has returned, its argument is
+// not kept alive by the thread the state keeps for the next call.
+func TestIdleStateKeepsNoArgument(t *testing.T) {
+	s, _ := newTestState(t, handlerModule, nil)
+	other := lua.NewState(stateOptions)
+	arg := other.NewTable()
+	other.Close()
+	content := other.NewTable()
+	content.RawSetString("body", lua.LString("hello world"))
+	arg.RawSetString("content", content)
+	kept := weak.Make(arg)
+	if res, err := s.Call(context.Background(), "cb:spam_checker.run", arg); err != nil || res[0] != "hello world" {
+		t.Fatal(res, err)
+	}
+	arg, content = nil, nil
+	for i := 0; i < 10 && kept.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if kept.Value() != nil {
+		t.Fatal("the argument of the last call is still reachable")
 	}
 }
