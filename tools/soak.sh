@@ -5,7 +5,8 @@
 # would check: requests, non-2xx and socket errors of the regular traffic,
 # the attack answers, reloads, and RSS and goroutines over time.
 #   tools/soak.sh [seconds=600] [wrk connections=16] [sample every N seconds=10]
-# SOAK_LOG=FILE keeps serve's log; SOAK_VERBOSE=1 lists every attack.
+# SOAK_LOG=FILE keeps serve's log; SOAK_VERBOSE=1 lists every attack;
+# SOAK_ATTACKS=0 leaves the attacks out (to tell their effect from the rest).
 # Needs wrk, redis-server and curl. Everything listens on 127.0.0.1 and
 # lives in a temporary folder removed at the end.
 set -euo pipefail
@@ -145,6 +146,10 @@ LUA
 
 metric() { curl -s "$base/metrics" | awk -v m="$1" '$1 == m { print $2; exit }'; }
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"; }
+sample() { # second: RSS, goroutines and the Go heap in use (KB)
+  printf '%6d %10s %10s %10s\n' "$1" "$(rss)" "$(metric go_goroutines)" \
+    "$(metric go_memstats_heap_inuse_bytes | awk '{ printf "%d", $1 / 1024 }')" >>"$work/samples.txt"
+}
 echo "soak: ${secs}s, wrk -t1 -c$conns, serve pid $pid on :$port, redis on :$redis_port"
 wrk -t1 -c"$conns" -d"${secs}s" --timeout 30s -s "$work/mixed.lua" "$base" >"$work/wrk.txt" &
 wrk_pid=$!
@@ -155,11 +160,11 @@ attacks=(rep_overflow format_width gsub_expand concat json_dag unpack byte find_
 start=$SECONDS
 next_sample=0 next_reload=5 next_attack=3 next_delete=1 reloads=0 broken=0 attacks_sent=0 attacks_odd=0
 deletes=0 deletes_failed=0 redis_restarted=no
-printf '%6s %10s %10s\n' second rss_kb goroutines >"$work/samples.txt"
+printf '%6s %10s %10s %10s\n' second rss_kb goroutines heap_kb >"$work/samples.txt"
 while kill -0 "$wrk_pid" 2>/dev/null; do
   t=$((SECONDS - start))
   if [ "$t" -ge "$next_sample" ]; then
-    printf '%6d %10s %10s\n' "$t" "$(rss)" "$(metric go_goroutines)" >>"$work/samples.txt"
+    sample "$t"
     next_sample=$((next_sample + every))
   fi
   if [ "$t" -ge "$next_reload" ]; then
@@ -168,7 +173,7 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
     kill -HUP "$pid"
     next_reload=$((next_reload + 5))
   fi
-  if [ "$t" -ge "$next_attack" ]; then
+  if [ "${SOAK_ATTACKS:-1}" != 0 ] && [ "$t" -ge "$next_attack" ]; then
     name=${attacks[$((attacks_sent % ${#attacks[@]}))]}
     status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 "$base/_synapse/client/attack?a=$name" || echo 000)
     attacks_sent=$((attacks_sent + 1))
@@ -192,7 +197,7 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
   sleep 0.2
 done
 wait "$wrk_pid" || true
-printf '%6d %10s %10s\n' "$((SECONDS - start))" "$(rss)" "$(metric go_goroutines)" >>"$work/samples.txt"
+sample "$((SECONDS - start))"
 
 echo "== regular traffic (hello, words + api.store, invoke check_event_for_spam, cached square)"
 cat "$work/wrk.txt" | grep -E "^requests|^latency"
@@ -206,7 +211,7 @@ echo "== the server after the soak"
 final=$(curl -s "$base/_synapse/client/soak/square?n=3")
 echo "square?n=3 → $final"
 kill -0 "$pid" && echo "serve still running (pid $pid)"
-echo "== RSS and goroutines every $every s"
+echo "== RSS, goroutines and Go heap in use every $every s"
 cat "$work/samples.txt"
 awk 'NR > 1 && $1 >= 120 { if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2; if (gmin == "" || $3 < gmin) gmin = $3; if ($3 > gmax) gmax = $3 }
   END { printf "from minute 2: RSS min %d KB, max %d KB; goroutines min %d, max %d\n", min, max, gmin, gmax }' "$work/samples.txt"
