@@ -86,9 +86,8 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 		return nil, err
 	}
 	limit := g.Config.MaxRequestBody
-	tooLarge := NewHTTPError(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
 	if req.ContentLength > limit {
-		return nil, tooLarge
+		return nil, bodyTooLarge()
 	}
 	var body []byte
 	if req.Body != nil {
@@ -97,7 +96,7 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 			return nil, &HTTPError{Status: http.StatusBadRequest, Body: map[string]any{"errcode": "M_UNKNOWN", "error": "Could not read the request body"}, Err: err}
 		}
 		if int64(len(body)) > limit {
-			return nil, tooLarge
+			return nil, bodyTooLarge()
 		}
 	}
 	if luaapi.IsJSONContentType(req.Header.Get("Content-Type")) {
@@ -119,6 +118,11 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 		return nil, err
 	}
 	return resp, nil
+}
+
+// bodyTooLarge is the answer to a request body over max_request_body.
+func bodyTooLarge() *HTTPError {
+	return NewHTTPError(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large")
 }
 
 // CheckRequestJSON refuses a JSON request body that would cost too much to

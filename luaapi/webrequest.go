@@ -62,16 +62,16 @@ const requestMetaKey = "luamods.request"
 // so a handler that does not read them does not pay for them.
 func (r *Request) toLua(L *lua.LState, s *State) *lua.LTable {
 	t := L.CreateTable(0, 10)
-	t.RawSetString("method", lua.LString(r.Method))
-	t.RawSetString("path", lua.LString(r.Path))
-	t.RawSetString("subpath", lua.LString(r.Subpath))
-	t.RawSetString("body", lua.LString(r.Body))
-	t.RawSetString("remote_addr", lua.LString(r.RemoteAddr))
-	t.RawSetString("request_id", lua.LString(r.RequestID))
+	t.RawSetString("method", s.vals.str(r.Method))
+	t.RawSetString("path", s.vals.str(r.Path))
+	t.RawSetString("subpath", s.vals.str(r.Subpath))
+	t.RawSetString("body", lua.LString(r.Body)) // not in a block, where a value kept long would keep a large body alive
+	t.RawSetString("remote_addr", s.vals.str(r.RemoteAddr))
+	t.RawSetString("request_id", s.vals.str(r.RequestID))
 	q := L.CreateTable(0, len(r.Query))
 	for k, vs := range r.Query {
 		if len(vs) > 0 {
-			q.RawSetString(k, lua.LString(vs[0]))
+			q.RawSetString(k, s.vals.str(vs[0]))
 		}
 	}
 	t.RawSetString("query", q)
