@@ -105,6 +105,9 @@ func formatItem(L *lua.LState, spec formatSpec, conv byte, arg int) string {
 			conv = 'd'
 		}
 		spec.flags = strings.NewReplacer("+", "", " ", "").Replace(spec.flags) // signs are for signed conversions
+		if v == 0 && conv != 'o' {
+			spec.flags = strings.ReplaceAll(spec.flags, "#", "") // C's %#x prints 0 as 0, Go's as 0x0
+		}
 		return spec.number(v, conv)
 	case 'e', 'E', 'f', 'g', 'G':
 		f := float64(L.CheckNumber(arg))

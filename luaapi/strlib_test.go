@@ -58,6 +58,7 @@ func TestStringLibraryMatchesLua51(t *testing.T) {
 		{`string.gsub("abc", ".", 1)`, `["111",3]`},
 		{`string.format("%d|%5d|%-5d|%05d|%+d|% d", 42, 42, 42, 42, 42, 42)`, `["42|   42|42   |00042|+42| 42"]`},
 		{`string.format("%x|%X|%o|%#x|%u", 255, 255, 8, 255, 3.9)`, `["ff|FF|10|0xff|3"]`},
+		{`string.format("%#x|%#X|%#o|%#5x|", 0, 0, 0, 0)`, `["0|0|0|    0|"]`},
 		{`string.format("%e|%.2f|%g|%g|%G|%.3g", 12345.678, 3.14159, 1234567, 0.1, 1e-10, 2/3)`, `["1.234568e+04|3.14|1.23457e+06|0.1|1E-10|0.667"]`},
 		{`string.format("%s|%10s|%-10s|%.2s|%5.1s|", "abc", "abc", "abc", "abc", "abc")`, `["abc|       abc|abc       |ab|    a|"]`},
 		{`string.format("%q", 'a "quoted"\n\\ line\r\0end')`, `["\u0022a \u005c\u0022quoted\u005c\u0022\u005c\u000a\u005c\u005c line\u005cr\u005c000end\u0022"]`},
