@@ -19,7 +19,11 @@ import (
 // the call ran), on each other state in service with room, until one takes
 // it. A call that no state takes is counted in luamods_refused_calls_total.
 func (m *Module) withState(f func(*luaapi.State) error) error {
-	s := m.State()
+	return m.startingWith(m.State(), f)
+}
+
+// startingWith is withState with the state to try first.
+func (m *Module) startingWith(s *luaapi.State, f func(*luaapi.State) error) error {
 	err := f(s)
 	if errors.Is(err, luaapi.ErrOverloaded) {
 		for _, other := range m.States() {

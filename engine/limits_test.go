@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,12 +20,21 @@ import (
 type holdGate struct {
 	entered chan struct{}
 	release chan struct{}
+	once    sync.Once
 }
 
+func newHoldGate() *holdGate {
+	return &holdGate{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+// Hold tells the test it holds the state, and waits for open.
 func (g *holdGate) Hold() {
 	g.entered <- struct{}{}
 	<-g.release
 }
+
+// open releases the held calls (again is a no-op).
+func (g *holdGate) open() { g.once.Do(func() { close(g.release) }) }
 
 const limitsModule = `local M = {}
 local handles = {}
@@ -52,6 +62,7 @@ func limitsEngine(t *testing.T, yaml string, gate *holdGate) *Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Close)
+	t.Cleanup(gate.open) // before Close, whatever failed
 	return eng
 }
 
@@ -71,7 +82,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // fails at once with luaapi.ErrOverloaded (503, Retry-After: 1) and so does
 // a route. Once released, every queued call completes.
 func TestQueueBoundAcrossInstances(t *testing.T) {
-	gate := &holdGate{entered: make(chan struct{}), release: make(chan struct{})}
+	gate := newHoldGate()
 	eng := limitsEngine(t, `max_queued_calls: 100
 modules:
   - module: m.lua
@@ -102,7 +113,9 @@ modules:
 		}
 	}
 
-	_, err := eng.Invoke(ctx, "test.run", "fast")
+	bounded, cancel := context.WithTimeout(ctx, time.Minute) // were it queued, it would fail, not hang
+	defer cancel()
+	_, err := eng.Invoke(bounded, "test.run", "fast")
 	if !errors.Is(err, luaapi.ErrOverloaded) {
 		t.Fatalf("Invoke past the bound: %v, want ErrOverloaded", err)
 	}
@@ -127,7 +140,7 @@ luamods_refused_calls_total{module="m.lua",reason="queue_full"} 2
 		t.Fatal(err)
 	}
 
-	close(gate.release)
+	gate.open()
 	for range 4 {
 		if err := <-results; err != nil {
 			t.Fatalf("a held or queued call: %v", err)
@@ -141,7 +154,7 @@ luamods_refused_calls_total{module="m.lua",reason="queue_full"} 2
 // TestTimerLimitMetrics: max_timers at the top level applies to the
 // module; the refused timer is counted and the live ones are a gauge.
 func TestTimerLimitMetrics(t *testing.T) {
-	eng := limitsEngine(t, "max_timers: 2\nmodules:\n  - module: m.lua\n", &holdGate{})
+	eng := limitsEngine(t, "max_timers: 2\nmodules:\n  - module: m.lua\n", newHoldGate())
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		if _, err := eng.Invoke(ctx, "test.run", "timer"); err != nil {
@@ -161,5 +174,47 @@ luamods_timers{module="m.lua"} 2
 `
 	if err := testutil.GatherAndCompare(eng.Registry(), strings.NewReader(want), "luamods_timers", "luamods_refused_timers_total"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWithStateTriesAnotherStateWithRoom: a call that the state first
+// picked refuses (its queue filled up since) goes to another state of the
+// module with room, and is not counted as refused.
+func TestWithStateTriesAnotherStateWithRoom(t *testing.T) {
+	gate := newHoldGate()
+	eng := limitsEngine(t, "modules:\n  - module: m.lua\n    instances: 2\n    timeout: 1h\n    max_queued_calls: 1\n", gate)
+	ctx := context.Background()
+	m := eng.Current().Modules[0]
+	full, other := m.States()[0], m.States()[1]
+	results := make(chan error, 2)
+	call := func(s *luaapi.State, cmd string) {
+		go func() {
+			_, err := s.Call(ctx, "cb:test.run", cmd)
+			results <- err
+		}()
+	}
+	call(full, "hold")
+	<-gate.entered
+	call(full, "fast")
+	waitFor(t, "queued", func() bool { return full.Queued() == 1 })
+
+	var tried []*luaapi.State
+	// As if State had picked full before its queue filled up.
+	err := m.startingWith(full, func(s *luaapi.State) error {
+		tried = append(tried, s)
+		_, err := s.Call(ctx, "cb:test.run", "fast")
+		return err
+	})
+	if err != nil || len(tried) != 2 || tried[1] != other {
+		t.Fatalf("startingWith: %v after %d tries (second on the other state: %v)", err, len(tried), len(tried) == 2 && tried[1] == other)
+	}
+	if n := testutil.ToFloat64(eng.metrics.RefusedCalls.WithLabelValues("m.lua", "queue_full")); n != 0 {
+		t.Fatalf("refused calls = %v, want 0", n)
+	}
+	gate.open()
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

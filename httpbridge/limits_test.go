@@ -3,6 +3,7 @@ package httpbridge
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ func TestProtocolEndpointsAnswer503WhenTheQueueIsFull(t *testing.T) {
 		"modules:\n  - module: busy.lua\n    timeout: 1h\n    max_queued_calls: 1\n"
 	base, eng, _ := testServerWith(t, map[string]string{"luamods.yaml": cfg, "busy.lua": busyModule},
 		engine.Options{Expose: map[string]any{"gate": gate}})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate.release) }) }
+	t.Cleanup(release) // before the engine closes, whatever failed
 	done := make(chan int, 2)
 	get := func(query string) {
 		go func() { // not do: t.Fatal belongs to the test's goroutine
@@ -85,7 +89,7 @@ func TestProtocolEndpointsAnswer503WhenTheQueueIsFull(t *testing.T) {
 		t.Errorf("rest_auth: %d %q", status, body)
 	}
 
-	close(gate.release)
+	release()
 	for range 2 {
 		if status := <-done; status != http.StatusOK {
 			t.Errorf("a held or queued request: %d", status)

@@ -184,6 +184,8 @@ func TestMaxQueuedCalls(t *testing.T) {
 	const limit = 3
 	gate := &blockingGate{entered: make(chan struct{}), release: make(chan struct{})}
 	clock := &recordingClock{} // api.sleep waits until the test fires it
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(gate.release) }) }
 	s, _ := newTestStateOptions(t, apiModule(`
     local kind = ...
     if kind == "block" then host.block() end
@@ -191,6 +193,7 @@ func TestMaxQueuedCalls(t *testing.T) {
     ran = (ran or 0) + 1
     return ran`), Options{Timeout: recordingDeadline, Limits: Limits{MaxQueuedCalls: limit},
 		Env: &Env{Clock: clock, Expose: map[string]any{"block": gate.block}}})
+	t.Cleanup(release) // before the state closes, whatever failed
 	ctx := context.Background()
 
 	// Calls waiting on Go are in flight, not queued: more of them than the
@@ -224,7 +227,9 @@ func TestMaxQueuedCalls(t *testing.T) {
 	if s.HasRoom() {
 		t.Fatal("HasRoom() with a full queue")
 	}
-	_, err := s.Call(ctx, "cb:spam_checker.run", "fast")
+	bounded, cancel := context.WithTimeout(ctx, time.Minute) // were it queued, it would fail, not hang
+	defer cancel()
+	_, err := s.Call(bounded, "cb:spam_checker.run", "fast")
 	if !errors.Is(err, ErrOverloaded) || !strings.Contains(err.Error(), "module test") || !strings.Contains(err.Error(), "max_queued_calls") {
 		t.Fatalf("past the bound: %v, want ErrOverloaded naming the module and max_queued_calls", err)
 	}
@@ -232,7 +237,7 @@ func TestMaxQueuedCalls(t *testing.T) {
 		t.Fatalf("Queued() = %d after a refusal, want %d", q, limit)
 	}
 
-	close(gate.release)
+	release()
 	for i := range 2 * limit {
 		clock.fire(i)
 	}
