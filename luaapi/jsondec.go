@@ -113,20 +113,32 @@ func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 		if v != lua.LNil {
 			t.RawSetString(key, v)
 		}
-		d.space()
-		if d.pos >= len(d.data) {
+		more, ok := d.separator('}')
+		if !ok {
 			return lua.LNil, false
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
+		if !more {
 			return t, true
-		default:
-			return lua.LNil, false
 		}
 	}
+}
+
+// separator reads what follows a member or an element: ',' (more follows)
+// or end, the closing bracket. ok is false for anything else.
+func (d *jsonDecoder) separator(end byte) (more, ok bool) {
+	d.space()
+	if d.pos >= len(d.data) {
+		return false, false
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		return true, true
+	case end:
+		d.pos++
+		return false, true
+	}
+	return false, false
 }
 
 // array reads [...] as ToLua builds a slice (Append, which skips nil; an
@@ -146,18 +158,12 @@ func (d *jsonDecoder) array(depth int) (lua.LValue, bool) {
 			return lua.LNil, false
 		}
 		t.Append(v)
-		d.space()
-		if d.pos >= len(d.data) {
+		more, ok := d.separator(']')
+		if !ok {
 			return lua.LNil, false
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-		case ']':
-			d.pos++
+		if !more {
 			return t, true
-		default:
-			return lua.LNil, false
 		}
 	}
 }

@@ -43,6 +43,16 @@ func (s *State) storeTable() *lua.LTable {
 	return t
 }
 
+// storeAndKey is the store and the key (argument 1) of a store operation.
+func (s *State) storeAndKey(L *lua.LState) (Store, string, error) {
+	st, err := s.store()
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := storeKey(L, 1)
+	return st, key, err
+}
+
 // store returns the module's store or an error saying there is none.
 func (s *State) store() (Store, error) {
 	if s.opts.Env.Store == nil {
@@ -108,11 +118,7 @@ func storeValue(L *lua.LState, n int) ([]byte, error) {
 }
 
 func (s *State) parseStoreGet(L *lua.LState) (AsyncFunc, error) {
-	st, err := s.store()
-	if err != nil {
-		return nil, err
-	}
-	key, err := storeKey(L, 1)
+	st, key, err := s.storeAndKey(L)
 	if err != nil {
 		return nil, err
 	}
@@ -134,10 +140,7 @@ func (s *State) parseStoreGet(L *lua.LState) (AsyncFunc, error) {
 
 // parseStoreWrite reads (key, value, opts) for set and add.
 func (s *State) parseStoreWrite(L *lua.LState) (st Store, key string, value []byte, ttl time.Duration, err error) {
-	if st, err = s.store(); err != nil {
-		return
-	}
-	if key, err = storeKey(L, 1); err != nil {
+	if st, key, err = s.storeAndKey(L); err != nil {
 		return
 	}
 	if value, err = storeValue(L, 2); err != nil {
@@ -173,11 +176,7 @@ func boolResult(b bool) func(*lua.LState) []lua.LValue {
 }
 
 func (s *State) parseStoreIncr(L *lua.LState) (AsyncFunc, error) {
-	st, err := s.store()
-	if err != nil {
-		return nil, err
-	}
-	key, err := storeKey(L, 1)
+	st, key, err := s.storeAndKey(L)
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +205,7 @@ func (s *State) parseStoreIncr(L *lua.LState) (AsyncFunc, error) {
 }
 
 func (s *State) parseStoreDelete(L *lua.LState) (AsyncFunc, error) {
-	st, err := s.store()
-	if err != nil {
-		return nil, err
-	}
-	key, err := storeKey(L, 1)
+	st, key, err := s.storeAndKey(L)
 	if err != nil {
 		return nil, err
 	}

@@ -134,19 +134,26 @@ func (h *Host) roomState(ctx context.Context, room string, preferred ...string) 
 		room, h.opts.AdminTokenPath, admin("v1", "rooms", room, "state"), errors.Join(errs...))
 }
 
-// getRoomState is get_room_state(room_id, event_filter) → state map.
-func (h *Host) getRoomState(ctx context.Context, a []any) (any, error) {
+// filteredRoomState reads the arguments (room_id, <filterArg>) of a state
+// method and returns the room's state events and the filter.
+func (h *Host) filteredRoomState(ctx context.Context, a []any, filterArg string) ([]any, stateFilter, error) {
 	r := read(a)
 	room := r.str(0, "room_id")
-	list := r.list(1, "event_filter")
+	list := r.list(1, filterArg)
 	if r.err != nil {
-		return nil, r.err
+		return nil, nil, r.err
 	}
 	f, err := parseFilter(list)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	events, err := h.roomState(ctx, room)
+	return events, f, err
+}
+
+// getRoomState is get_room_state(room_id, event_filter) → state map.
+func (h *Host) getRoomState(ctx context.Context, a []any) (any, error) {
+	events, f, err := h.filteredRoomState(ctx, a, "event_filter")
 	if err != nil {
 		return nil, err
 	}
@@ -156,17 +163,7 @@ func (h *Host) getRoomState(ctx context.Context, a []any) (any, error) {
 // getStateEventsInRoom is get_state_events_in_room(room_id, types) → a
 // list of events.
 func (h *Host) getStateEventsInRoom(ctx context.Context, a []any) (any, error) {
-	r := read(a)
-	room := r.str(0, "room_id")
-	list := r.list(1, "types")
-	if r.err != nil {
-		return nil, r.err
-	}
-	f, err := parseFilter(list)
-	if err != nil {
-		return nil, err
-	}
-	events, err := h.roomState(ctx, room)
+	events, f, err := h.filteredRoomState(ctx, a, "types")
 	if err != nil {
 		return nil, err
 	}
