@@ -318,7 +318,11 @@ func (e *Engine) tryReplaceState(m *Module, old *luaapi.State, reason string, at
 
 // cleanPath is path.Clean keeping a trailing slash.
 func cleanPath(p string) string {
-	c := pathpkg.Clean("/" + p)
+	c := p
+	if !strings.HasPrefix(c, "/") {
+		c = "/" + c
+	}
+	c = pathpkg.Clean(c) // no allocation when the path is clean already
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"
 	}
