@@ -18,6 +18,11 @@ import (
 
 // dendriteHost starts a Dendrite with an appservice registration and
 // returns it with a Host over it.
+
+// eventually bounds a wait for Dendrite to show a write (only for
+// "eventually": never a judgement of speed).
+const eventually = 2 * time.Minute
+
 func dendriteHost(t *testing.T) (*dendritetest.Server, *Host) {
 	t.Helper()
 	dendritetest.Bin(t)
@@ -83,10 +88,9 @@ func TestHostAgainstDendrite(t *testing.T) {
 		var dir struct {
 			RoomID string `json:"room_id"`
 		}
-		alice.Must(t, "GET", "/_matrix/client/v3/directory/room/"+esc("#lobby:example.test"), nil, &dir)
-		if dir.RoomID != room {
-			t.Fatalf("client sees %q", dir.RoomID)
-		}
+		alice.MustSee(t, eventually, "GET", "/_matrix/client/v3/directory/room/"+esc("#lobby:example.test"), &dir, func() bool {
+			return dir.RoomID == room
+		})
 		_, err := h.CallHost(context.Background(), "lookup_room_alias", []any{"#nowhere:example.test"})
 		if err == nil || !strings.Contains(err.Error(), "M_NOT_FOUND") {
 			t.Fatalf("unknown alias: %v", err)
@@ -101,18 +105,16 @@ func TestHostAgainstDendrite(t *testing.T) {
 			Sender  string         `json:"sender"`
 			Content map[string]any `json:"content"`
 		}
-		alice.Must(t, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/event/"+esc(msg["event_id"].(string)), nil, &ev)
-		if ev.Sender != alice.UserID || ev.Content["body"] != "hello from lua" {
-			t.Fatalf("client sees %+v", ev)
-		}
+		alice.MustSee(t, eventually, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/event/"+esc(msg["event_id"].(string)), &ev, func() bool {
+			return ev.Sender == alice.UserID && ev.Content["body"] == "hello from lua"
+		})
 		mustCall(t, h, "create_and_send_event_into_room", map[string]any{
 			"type": "m.room.topic", "state_key": "", "room_id": room, "sender": alice.UserID, "content": map[string]any{"topic": "set by lua"},
 		})
 		var topic map[string]any
-		alice.Must(t, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/state/m.room.topic/", nil, &topic)
-		if topic["topic"] != "set by lua" {
-			t.Fatalf("topic %v", topic)
-		}
+		alice.MustSee(t, eventually, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/state/m.room.topic/", &topic, func() bool {
+			return topic["topic"] == "set by lua"
+		})
 	})
 
 	t.Run("update_room_membership", func(t *testing.T) {
@@ -127,10 +129,10 @@ func TestHostAgainstDendrite(t *testing.T) {
 		var joined struct {
 			Joined map[string]any `json:"joined"`
 		}
-		alice.Must(t, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/joined_members", nil, &joined)
-		if _, ok := joined.Joined[bob.UserID]; !ok {
-			t.Fatalf("bob is not joined: %v", joined)
-		}
+		alice.MustSee(t, eventually, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/joined_members", &joined, func() bool {
+			_, ok := joined.Joined[bob.UserID]
+			return ok
+		})
 	})
 
 	t.Run("account_data", func(t *testing.T) {
@@ -139,23 +141,22 @@ func TestHostAgainstDendrite(t *testing.T) {
 		}
 		mustCall(t, h, "account_data_manager.put_global", alice.UserID, "org.example.prefs", map[string]any{"theme": "dark"})
 		var got map[string]any
-		alice.Must(t, "GET", "/_matrix/client/v3/user/"+esc(alice.UserID)+"/account_data/org.example.prefs", nil, &got)
-		if got["theme"] != "dark" {
-			t.Fatalf("client sees %v", got)
-		}
+		alice.MustSee(t, eventually, "GET", "/_matrix/client/v3/user/"+esc(alice.UserID)+"/account_data/org.example.prefs", &got, func() bool {
+			return got["theme"] == "dark"
+		})
 		alice.Must(t, "PUT", "/_matrix/client/v3/user/"+esc(alice.UserID)+"/account_data/org.example.prefs", map[string]any{"theme": "light"}, nil)
-		if v := mustCall(t, h, "account_data_manager.get_global", alice.UserID, "org.example.prefs").(map[string]any); v["theme"] != "light" {
-			t.Fatalf("host sees %v", v)
-		}
+		dendritetest.WaitFor(t, eventually, "the host seeing the client's account data", func() bool {
+			v, _ := mustCall(t, h, "account_data_manager.get_global", alice.UserID, "org.example.prefs").(map[string]any)
+			return v["theme"] == "light"
+		})
 	})
 
 	t.Run("profile", func(t *testing.T) {
 		mustCall(t, h, "set_displayname", alice.UserID, "Alice Liddell")
 		var p map[string]any
-		bob.Must(t, "GET", "/_matrix/client/v3/profile/"+esc(alice.UserID), nil, &p)
-		if p["displayname"] != "Alice Liddell" {
-			t.Fatalf("client sees %v", p)
-		}
+		bob.MustSee(t, eventually, "GET", "/_matrix/client/v3/profile/"+esc(alice.UserID), &p, func() bool {
+			return p["displayname"] == "Alice Liddell"
+		})
 		if got := mustCall(t, h, "get_profile_for_user", "alice").(map[string]any); got["display_name"] != "Alice Liddell" {
 			t.Fatalf("host sees %v", got)
 		}
@@ -215,10 +216,9 @@ func TestHostAgainstDendrite(t *testing.T) {
 			t.Errorf("check_username of a taken name: %v", err)
 		}
 		var presence map[string]any
-		bob.Must(t, "GET", "/_matrix/client/v3/presence/"+esc(alice.UserID)+"/status", nil, &presence)
-		if presence["presence"] != "online" {
-			t.Errorf("bob sees alice's presence %v", presence)
-		}
+		bob.MustSee(t, eventually, "GET", "/_matrix/client/v3/presence/"+esc(alice.UserID)+"/status", &presence, func() bool {
+			return presence["presence"] == "online"
+		})
 		dave := srv.CreateUser(t, "dave", false)
 		if _, err := try("invalidate_access_token", dave.Token); err != nil {
 			t.Errorf("invalidate_access_token: %v", err)

@@ -164,15 +164,13 @@ modules:
 			Sender  string         `json:"sender"`
 			Content map[string]any `json:"content"`
 		}
-		alice.Must(t, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/event/"+esc(id), nil, &ev)
-		if ev.Sender != bob.UserID || ev.Content["body"] != "sent by lua" {
-			t.Fatalf("alice sees %+v", ev)
-		}
+		alice.MustSee(t, eventually, "GET", "/_matrix/client/v3/rooms/"+esc(room)+"/event/"+esc(id), &ev, func() bool {
+			return ev.Sender == bob.UserID && ev.Content["body"] == "sent by lua"
+		})
 		var data map[string]any
-		bob.Must(t, "GET", "/_matrix/client/v3/user/"+esc(bob.UserID)+"/account_data/org.example.probe", nil, &data)
-		if data["last"] != id {
-			t.Fatalf("bob's account data %v", data)
-		}
+		bob.MustSee(t, eventually, "GET", "/_matrix/client/v3/user/"+esc(bob.UserID)+"/account_data/org.example.probe", &data, func() bool {
+			return data["last"] == id
+		})
 		if p, _ := got["profile"].(map[string]any); p["display_name"] != "bob" {
 			t.Fatalf("profile %v", got["profile"])
 		}

@@ -260,6 +260,21 @@ func (c *Client) Must(t testing.TB, method, path string, body, out any) {
 	}
 }
 
+// MustSee reads method path into out until it answers and ok(), failing t
+// after within. Dendrite answers writes before every read sees them (its
+// room server persists events asynchronously), so a read that checks a
+// write goes through here.
+func (c *Client) MustSee(t testing.TB, within time.Duration, method, path string, out any, ok func() bool) {
+	t.Helper()
+	var last error
+	WaitFor(t, within, method+" "+path+" seeing the write", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		last = c.Do(ctx, method, path, nil, out)
+		return last == nil && ok()
+	})
+}
+
 // WaitFor polls cond every 100 ms until it holds, failing t after within
 // (a generous bound: only for "eventually").
 func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
