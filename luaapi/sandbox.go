@@ -113,6 +113,11 @@ func (s *State) replaceBuiltins() {
 		tbl.RawSetString("sort", L.NewFunction(tableSort))
 	}
 	L.SetGlobal("unpack", L.NewFunction(baseUnpack))
+	if os, ok := L.GetGlobal("os").(*lua.LTable); ok {
+		if date, ok := os.RawGetString("date").(*lua.LFunction); ok && date.IsG {
+			os.RawSetString("date", L.NewFunction(osDate(date.GFunction)))
+		}
+	}
 }
 
 func (s *State) maxString() int {

@@ -16,6 +16,7 @@ import (
 func TestStringLibraryMatchesLua51(t *testing.T) {
 	cases := []struct{ expr, want string }{
 		{`string.find("hello world", "o w")`, `[5,7]`},
+		{`os.date("!%Y-%m-%d %H", 86400)`, `["1970-01-02 00"]`},
 		{`string.find("hello world", "l+")`, `[3,4]`},
 		{`string.find("hello", "l", -2)`, `[4,4]`},
 		{`string.find("hello", "", 10)`, `[6,5]`},
@@ -164,6 +165,7 @@ func TestBuiltinAttacksAreRefused(t *testing.T) {
 		{`string.gsub("abc", "%w", function() return true end)`, "invalid replacement value (a boolean)"},
 		{`(function() local t = {} for i = 1, 5 do t[i] = string.rep("x", 15 * 2^20) end end)()`, "call memory budget exceeded"},
 		{`(function() local s = string.rep("x", 2^20) for i = 1, 100 do s:upper() end end)()`, "call memory budget exceeded"},
+		{`os.date(string.rep("%c", 2^23))`, "os.date: the format is 16777216 bytes, over the limit of 1024"},
 	} {
 		st, _ := newTestStateTimeout(t, apiModule(`if ... then return "alive" end return `+c.expr), nil, time.Hour)
 		if _, err := callRun(t, st); err == nil || !strings.Contains(err.Error(), c.want) {

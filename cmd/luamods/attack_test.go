@@ -36,6 +36,7 @@ local attacks = {
   concat_doubling = function() local s = string.rep("x", 2^23) for i = 1, 40 do s = s .. s end return #s end,
   sparse_array = function() local t = {} t[67108863] = 1 return #t end,
   table_growth = function() local t = {} for i = 1, 1e9 do t[i] = {i} end end,
+  os_date = function() return os.date(string.rep("%c", 2^23)) end,
 }
 function M.init(api_)
   api = api_
@@ -113,7 +114,7 @@ func TestAttacksAgainstARealServer(t *testing.T) {
 	for _, name := range []string{
 		"rep_overflow", "rep_empty", "format_width", "format_pointer", "gsub_expand", "concat", "json_dag",
 		"result_dag", "unpack", "byte", "find_backtrack", "sort", "pcall_recursion", "spin", "concat_doubling",
-		"sparse_array", "table_growth",
+		"sparse_array", "table_growth", "os_date",
 	} {
 		for _, via := range []struct {
 			name string
