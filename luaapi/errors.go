@@ -79,7 +79,7 @@ func newScriptError(module string, v lua.LValue, tb string) *ScriptError {
 		e.Line, _ = strconv.Atoi(m[2])
 		e.Message = m[3]
 	}
-	e.Message = strings.TrimPrefix(e.Message, " ") // gopher-lua's level-0 errors start with a space
+	e.Message = clipText(strings.TrimPrefix(e.Message, " "), maxLogText) // gopher-lua's level-0 errors start with a space
 	if e.Source == "" {
 		e.Source, e.Line = firstLuaFrame(tb)
 	}

@@ -167,7 +167,7 @@ func (s *State) print(L *lua.LState) int {
 	for i := range parts {
 		parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
 	}
-	s.log.Info(strings.Join(parts, "\t"), "source", "print")
+	s.log.Info(clipText(strings.Join(parts, "\t"), maxLogText), "source", "print")
 	return 0
 }
 
