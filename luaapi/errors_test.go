@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -28,24 +29,24 @@ func TestWithoutModule(t *testing.T) {
 	}
 }
 
-// TestLongTextIsClippedForTheLog: a module's 16 MiB error message or print
+// TestLongTextIsClippedForTheLog: a module's 128 KiB error message or print
 // line reaches the log as its first maxLogText bytes and its length.
 func TestLongTextIsClippedForTheLog(t *testing.T) {
 	var log bytes.Buffer
-	s, _ := newTestState(t, apiModule(`
-	  local s = string.rep("é", 2^23)
+	s, _ := newTestStateTimeout(t, apiModule(`
+	  local s = string.rep("é", 2^16)
 	  if ... == "print" then print(s) return end
-	  error(s)`), &Env{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	  error(s)`), &Env{Logger: slog.New(slog.NewTextHandler(&log, nil))}, time.Hour)
 	_, err := callRun(t, s, "error")
 	var se *ScriptError
-	if !errors.As(err, &se) || len(se.Message) > maxLogText+64 || !strings.HasSuffix(se.Message, "... (16777216 bytes in all)") ||
+	if !errors.As(err, &se) || len(se.Message) > maxLogText+64 || !strings.HasSuffix(se.Message, "... (131072 bytes in all)") ||
 		!utf8.ValidString(se.Message) || se.Where() == "" {
 		t.Fatalf("error: %d bytes, ends %q, at %q", len(err.Error()), err.Error()[max(0, len(err.Error())-40):], se.Where())
 	}
 	if _, err := callRun(t, s, "print"); err != nil {
 		t.Fatal(err)
 	}
-	if log.Len() > maxLogText+512 || !strings.Contains(log.String(), "... (16777216 bytes in all)") {
+	if log.Len() > maxLogText+512 || !strings.Contains(log.String(), "... (131072 bytes in all)") {
 		t.Fatalf("print logged %d bytes: %.200q", log.Len(), log.String())
 	}
 }

@@ -269,6 +269,9 @@ func TestSortAndApiFunctionsAreBounded(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{`local s = string.rep("x", 15 * 2^20) for i = 1, 3 do api.encoding.hex_encode(s) end`, "call memory budget exceeded"},
 		{`return api.regex.compile("."):findall(string.rep("x", 2^19))`, "more than 262144 matches"},
+		{`return api.regex.compile(string.rep("(", 999) .. "x" .. string.rep(")", 999))`, "expression nests too deeply"},
+		{`return api.regex.compile(string.rep("x{1000}", 1000))`, "expands to over 65536 characters and repetitions"},
+		{`return api.regex.compile(string.rep("x", 2^20))`, "expands to over 65536 characters and repetitions"},
 	} {
 		st, _ := newTestStateTimeout(t, apiModule(c.body), nil, time.Hour)
 		if _, err := callRun(t, st); err == nil || !strings.Contains(err.Error(), c.want) {

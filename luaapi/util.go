@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -142,21 +143,47 @@ func (s *State) regexTable() *lua.LTable {
 	t := L.CreateTable(0, 1)
 	t.RawSetString("compile", L.NewFunction(func(L *lua.LState) int {
 		pattern := L.CheckString(1)
-		re, err := regexp.Compile(pattern)
-		if err != nil {
-			L.RaiseError("regex.compile: invalid pattern %q: %v", pattern, err)
+		if parsed, err := syntax.Parse(pattern, syntax.Perl); err == nil && regexSize(parsed, maxRegexSize) > maxRegexSize {
+			L.RaiseError("regex.compile: the pattern expands to over %d characters and repetitions", maxRegexSize)
+		}
+		compiled := &compiledRegex{}
+		var err error
+		for _, c := range []struct {
+			re     **regexp.Regexp
+			source string
+		}{{&compiled.re, pattern}, {&compiled.prefix, `^(?:` + pattern + `)`}, {&compiled.full, `^(?:` + pattern + `)$`}} {
+			if *c.re, err = regexp.Compile(c.source); err != nil {
+				L.RaiseError("regex.compile: invalid pattern %q: %v", pattern, err)
+			}
 		}
 		ud := L.NewUserData()
-		ud.Value = &compiledRegex{
-			re:     re,
-			prefix: regexp.MustCompile(`^(?:` + pattern + `)`),
-			full:   regexp.MustCompile(`^(?:` + pattern + `)$`),
-		}
+		ud.Value = compiled
 		ud.Metatable = meta
 		L.Push(ud)
 		return 1
 	}))
 	return t
+}
+
+// maxRegexSize bounds the characters and repetitions a regex.compile
+// pattern expands to: Go compiles each repetition out, in code the deadline
+// cannot stop, and ("x{1000}"):rep(1000) took a second.
+const maxRegexSize = 1 << 16
+
+// regexSize estimates the size of re's compiled program: its characters,
+// with each repetition counted as often as it repeats. It stops counting
+// past limit.
+func regexSize(re *syntax.Regexp, limit int) int {
+	n := 1 + len(re.Rune)
+	for _, sub := range re.Sub {
+		if n += regexSize(sub, limit); n > limit {
+			return n
+		}
+	}
+	if re.Op == syntax.OpRepeat {
+		n *= max(1, re.Min, re.Max)
+	}
+	return n
 }
 
 // compiledRegex is a pattern with its anchored forms for match and fullmatch.

@@ -37,6 +37,9 @@ local attacks = {
   sparse_array = function() local t = {} t[67108863] = 1 return #t end,
   table_growth = function() local t = {} for i = 1, 1e9 do t[i] = {i} end end,
   os_date = function() return os.date(string.rep("%c", 2^23)) end,
+  regex_nesting = function() return api.regex.compile(string.rep("(", 999) .. "x" .. string.rep(")", 999)) end,
+  regex_repeat = function() return api.regex.compile(string.rep("x{1000}", 1000)) end,
+  error_long = function() error(string.rep("x", 2^24)) end,
 }
 function M.init(api_)
   api = api_
@@ -114,7 +117,7 @@ func TestAttacksAgainstARealServer(t *testing.T) {
 	for _, name := range []string{
 		"rep_overflow", "rep_empty", "format_width", "format_pointer", "gsub_expand", "concat", "json_dag",
 		"result_dag", "unpack", "byte", "find_backtrack", "sort", "pcall_recursion", "spin", "concat_doubling",
-		"sparse_array", "table_growth", "os_date",
+		"sparse_array", "table_growth", "os_date", "regex_nesting", "regex_repeat", "error_long",
 	} {
 		for _, via := range []struct {
 			name string
