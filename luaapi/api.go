@@ -134,11 +134,7 @@ func (s *State) apiIsMine(L *lua.LState) int {
 }
 
 func (s *State) parseSleep(L *lua.LState) (AsyncFunc, error) {
-	seconds := float64(L.CheckNumber(1))
-	if seconds < 0 {
-		seconds = 0
-	}
-	d := time.Duration(seconds * float64(time.Second))
+	d := floatDuration(float64(L.CheckNumber(1)), time.Second)
 	c := s.current
 	return func(ctx context.Context) (func(*lua.LState) []lua.LValue, error) {
 		return nil, s.sleepOn(ctx, c, d)

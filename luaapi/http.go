@@ -309,7 +309,7 @@ func (s *State) httpTable() *lua.LTable {
 				}
 			}
 			if n, ok := opts.RawGetString("timeout").(lua.LNumber); ok {
-				req.timeout = time.Duration(float64(n) * float64(time.Second))
+				req.timeout = floatDuration(float64(n), time.Second)
 			}
 		}
 		return s.httpAsync(req), nil

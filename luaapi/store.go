@@ -95,7 +95,7 @@ func storeTTL(L *lua.LState, n int) (time.Duration, error) {
 		if v <= 0 || math.IsInf(float64(v), 0) || math.IsNaN(float64(v)) {
 			return 0, fmt.Errorf("ttl must be a positive number of seconds")
 		}
-		return time.Duration(float64(v) * float64(time.Second)), nil
+		return floatDuration(float64(v), time.Second), nil
 	default:
 		return 0, fmt.Errorf("ttl must be a number of seconds, not a %s", v.Type())
 	}

@@ -36,7 +36,7 @@ func (s *State) apiLoopingCall(L *lua.LState) int {
 	if msec <= 0 {
 		L.ArgError(2, "interval must be positive")
 	}
-	interval := msDuration(msec)
+	interval := floatDuration(msec, time.Millisecond)
 	if floor := s.opts.Limits.MinTimerInterval; interval < floor {
 		s.warnRaisedInterval(L, what, interval)
 		interval = floor
@@ -50,7 +50,7 @@ func (s *State) apiLoopingCall(L *lua.LState) int {
 func (s *State) apiDelayedCall(L *lua.LState) int {
 	msec := float64(L.CheckNumber(1))
 	fn := L.CheckFunction(2)
-	delay := max(msDuration(msec), s.opts.Limits.MinTimerInterval)
+	delay := max(floatDuration(msec, time.Millisecond), s.opts.Limits.MinTimerInterval)
 	return s.pushTimer(L, "delayed_background_call", &timer{fn: fn, args: stackArgs(L, 3)}, delay, "cancel")
 }
 
@@ -67,13 +67,6 @@ func (s *State) warnRaisedInterval(L *lua.LState, what string, asked time.Durati
 	s.warned[where] = true
 	s.log.Warn(what+": interval raised to min_timer_interval", "where", where,
 		"asked", asked.String(), "min_timer_interval", s.opts.Limits.MinTimerInterval.String())
-}
-
-func msDuration(msec float64) time.Duration {
-	if msec < 0 {
-		msec = 0
-	}
-	return time.Duration(msec * float64(time.Millisecond))
 }
 
 // pushTimer starts t, its first run after first, and pushes its handle. A
