@@ -105,7 +105,7 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 		}
 	}
 	r := &luaapi.Request{
-		Method: req.Method, Path: req.Path, Subpath: subpath, Query: req.Query,
+		Method: req.Method, Path: cleanPath(req.Path), Subpath: subpath, Query: req.Query,
 		Header: req.Header, Body: body, RemoteAddr: req.RemoteAddr, RequestID: id,
 	}
 	var resp *Response

@@ -134,6 +134,7 @@ func TestWebResources(t *testing.T) {
 		{"raw body", "PUT", "/_synapse/client/echo", "not json", []string{"Content-Type", "text/plain"}, 200, `"body":"not json"`},
 		{"subpath", "GET", "/_synapse/client/echo/a/b", "", nil, 200, `"subpath":"/a/b"`},
 		{"subpath cleaned", "GET", "/_synapse/client/echo/a/%2e%2e/b/./c", "", nil, 200, `"subpath":"/b/c"`},
+		{"path cleaned", "GET", "/_synapse/client/x/%2e%2e/echo//b", "", nil, 200, `"path":"/_synapse/client/echo/b"`},
 		{"no climbing out", "GET", "/_synapse/client/echo/%2e%2e/%2e%2e/admin/v1/users", "", nil, 404, `"errcode":"M_UNRECOGNIZED"`},
 		{"not below", "GET", "/_synapse/client/echoes", "", nil, 404, `"errcode":"M_UNRECOGNIZED"`},
 		{"method table GET", "GET", "/_synapse/client/methods", "", nil, 200, "got"},
