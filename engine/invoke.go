@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -21,7 +23,10 @@ func (g *Generation) invoke(ctx context.Context, name string, args []any, then b
 		return nil, fmt.Errorf("%w %q", ErrUnknownCallback, name)
 	}
 	if len(args) > len(cb.Args) {
-		return nil, fmt.Errorf("engine: %s takes %d arguments (%v), got %d", name, len(cb.Args), cb.Args, len(args))
+		msg := fmt.Sprintf("%s takes %d arguments (%v), got %d", name, len(cb.Args), cb.Args, len(args))
+		he := NewHTTPError(http.StatusBadRequest, "M_INVALID_PARAM", msg)
+		he.Err = errors.New("engine: " + msg)
+		return nil, he // the caller's mistake: a 400 through the invoke API
 	}
 	if cb.Keyed {
 		return g.invokeKeyed(ctx, cb, args)

@@ -196,6 +196,8 @@ func TestAdminAPI(t *testing.T) {
 		{"invoke raising an error table", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `["@a:x","@b:x","!limited:x"]`, auth, 429,
 			`{"callback":"spam_checker.user_may_invite","errcode":"M_LIMIT_EXCEEDED","error":"slow down","module":"second.lua"}`},
 		{"invoke unknown", "POST", "/_luamods/v1/invoke/spam_checker/nope", `[]`, auth, 404, "Unknown callback"},
+		{"invoke too many arguments", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `["@a:x","@b:x","!ok:x",1,2]`, auth, 400,
+			`"errcode":"M_INVALID_PARAM","error":"spam_checker.user_may_invite takes 3 arguments`},
 		{"invoke bad json", "POST", "/_luamods/v1/invoke/spam_checker/user_may_invite", `{"a":1}`, auth, 400, "JSON array"},
 		{"modules", "GET", "/_luamods/v1/modules", "", auth, 200, `"callbacks":["spam_checker.user_may_invite"]`},
 		{"reload unchanged", "POST", "/_luamods/v1/reload", "", auth, 200, `"Unchanged":true`},
