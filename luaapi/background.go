@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,23 @@ func (s *State) virtualClock() Clock {
 	default:
 		return c
 	}
+}
+
+// boundSlice bounds how long the background call c runs without waiting
+// (on the clock, the homeserver, HTTP, the database): at most the module's
+// call timeout, as a callback. Lua runs on the state's goroutine, so a
+// background call that spins holds every call of its module until
+// background_timeout otherwise. The returned function lifts the bound when
+// the slice ends; nil for a foreground call, which its deadline bounds.
+func (s *State) boundSlice(c *call) (lift func() bool) {
+	if c.onDone == nil {
+		return nil
+	}
+	timeout := s.opts.Timeout
+	return s.opts.Env.clock().AfterFunc(timeout, func() {
+		c.ctx.cancel(fmt.Errorf("%w: the background call ran %s without waiting (a background call may run at most the module's timeout between waits)",
+			context.DeadlineExceeded, timeout))
+	})
 }
 
 // startDeadline returns the context of c: bounded by timeout and parent in

@@ -90,3 +90,46 @@ func TestBackgroundTimeoutBindsBackgroundProcesses(t *testing.T) {
 		t.Fatal("background_timeout did not stop the process")
 	}
 }
+
+// TestASpinningBackgroundCallIsStoppedAtTheCallTimeout: a background call
+// that runs without waiting for longer than the module's call timeout is
+// stopped, instead of holding the state (and every call of its module)
+// until background_timeout; the module answers again.
+func TestASpinningBackgroundCallIsStoppedAtTheCallTimeout(t *testing.T) {
+	obs := &observed{starts: map[string]int{}, ends: make(chan error, 1)}
+	s, err := NewState(Options{Module: "bg", Sandbox: true, Timeout: 100 * time.Millisecond, BackgroundTimeout: time.Hour,
+		Env: &Env{Catalog: testCatalog{"spam_checker"}, Background: obs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	proto, err := Compile(apiModule(`if ... == "spin" then
+      api.run_as_background_process("spin", function() api.sleep(0.01) while true do end end)
+      return "started"
+    end
+    return "alive"`), "bg.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Init(ctx, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Call(ctx, "cb:spam_checker.run", "spin"); err != nil || got[0] != "started" {
+		t.Fatalf("start: %v %v", got, err)
+	}
+	select {
+	case err := <-obs.ends:
+		if err == nil || !strings.Contains(err.Error(), "without waiting") {
+			t.Fatalf("the spinning background call ended with %v", err)
+		}
+	case <-time.After(2 * time.Minute): // a guard against a hang, not a judgement of speed
+		t.Fatal("the spinning background call was not stopped")
+	}
+	if got, err := s.Call(ctx, "cb:spam_checker.run"); err != nil || got[0] != "alive" {
+		t.Fatalf("after the spin: %v %v", got, err)
+	}
+}

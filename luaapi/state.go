@@ -578,7 +578,11 @@ func (s *State) drive(c *call, fn *lua.LFunction, args []lua.LValue) {
 	for {
 		top := c.frames[len(c.frames)-1]
 		s.current = c
+		lift := s.boundSlice(c)
 		st, vals, err := s.resume(top.th, fn, args)
+		if lift != nil {
+			lift()
+		}
 		s.current = nil
 		fn = nil
 		switch st {
