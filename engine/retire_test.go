@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,5 +48,74 @@ return M`,
 	}
 	if !strings.Contains(logs.String(), "module state retired; starting a fresh one") {
 		t.Errorf("no log line: %s", logs.String())
+	}
+}
+
+// gate is what a test module's init asks whether it may start: closed, it
+// raises an error, and counts the refusal.
+type gate struct {
+	mu      sync.Mutex
+	closed  bool
+	refused int
+}
+
+// Check fails while the gate is closed.
+func (g *gate) Check() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		g.refused++
+		return errors.New("gate closed")
+	}
+	return nil
+}
+
+func (g *gate) set(closed bool) (refused int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = closed
+	return g.refused
+}
+
+// TestARetiredStateIsReplacedOnceAFreshOneCanStart: a fresh state whose
+// init fails (here: a gate the host closed; under serve: the memory
+// governor while the old state's memory is still being collected) is tried
+// again until one starts, instead of leaving the module with nothing but a
+// retired state until the next reload.
+func TestARetiredStateIsReplacedOnceAFreshOneCanStart(t *testing.T) {
+	g := &gate{}
+	dir := writeFiles(t, map[string]string{"m.lua": `local M = {}
+function M.init(api)
+  local err = host.gate:Check()
+  if err ~= nil then error(err:Error()) end
+  api.register_test_callbacks{ run = function() return "alive" end }
+end
+return M`})
+	eng, err := New(context.Background(), Options{
+		Config:  &Config{Modules: []ModuleConfig{{Module: filepath.Join(dir, "m.lua")}}},
+		Catalog: catalogWithTestCategory(),
+		Expose:  map[string]any{"gate": g},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx := context.Background()
+	m := eng.Current().Modules[0]
+	old := m.States()[0]
+	g.set(true)
+	old.FailCalls(errors.New("test: retired"))
+	for g.set(true) < 2 { // two fresh states failed to start
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := eng.Invoke(ctx, "test.run"); err == nil || !strings.Contains(err.Error(), "test: retired") {
+		t.Fatalf("while no fresh state starts: %v, want the retired state's error", err)
+	}
+	g.set(false)
+	for m.States()[0] == old {
+		time.Sleep(time.Millisecond)
+	}
+	if got, err := eng.Invoke(ctx, "test.run"); err != nil || got != "alive" {
+		t.Fatalf("after the gate opened: %v, %v", got, err)
 	}
 }

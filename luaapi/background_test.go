@@ -23,7 +23,25 @@ func (o *observed) Start(desc string) func(error) {
 	return func(err error) { o.ends <- err }
 }
 
+// napModule's run(nap, n) starts a background process that sleeps nap
+// seconds, then adds n to naps; run() returns naps.
+const napModule = `local nap, n = ...
+    if nap == nil then return naps end
+    api.run_as_background_process("nap", function(seconds, n)
+      api.sleep(seconds)
+      naps = (naps or 0) + n
+    end, nap, n)
+    return "started"`
+
 func backgroundState(t *testing.T, timeout, background time.Duration, obs *observed) *State {
+	t.Helper()
+	return backgroundModuleState(t, napModule, timeout, background, obs)
+}
+
+// backgroundModuleState loads body as the spam_checker callback "run" of a
+// module with the given call and background timeouts, reporting its
+// background processes to obs.
+func backgroundModuleState(t *testing.T, body string, timeout, background time.Duration, obs *observed) *State {
 	t.Helper()
 	s, err := NewState(Options{Module: "bg", Sandbox: true, Timeout: timeout, BackgroundTimeout: background,
 		Env: &Env{Catalog: testCatalog{"spam_checker"}, Background: obs}})
@@ -31,13 +49,7 @@ func backgroundState(t *testing.T, timeout, background time.Duration, obs *obser
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	proto, err := Compile(apiModule(`local nap, n = ...
-    if nap == nil then return naps end
-    api.run_as_background_process("nap", function(seconds, n)
-      api.sleep(seconds)
-      naps = (naps or 0) + n
-    end, nap, n)
-    return "started"`), "bg.lua")
+	proto, err := Compile(apiModule(body), "bg.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,27 +109,12 @@ func TestBackgroundTimeoutBindsBackgroundProcesses(t *testing.T) {
 // until background_timeout; the module answers again.
 func TestASpinningBackgroundCallIsStoppedAtTheCallTimeout(t *testing.T) {
 	obs := &observed{starts: map[string]int{}, ends: make(chan error, 1)}
-	s, err := NewState(Options{Module: "bg", Sandbox: true, Timeout: 100 * time.Millisecond, BackgroundTimeout: time.Hour,
-		Env: &Env{Catalog: testCatalog{"spam_checker"}, Background: obs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	proto, err := Compile(apiModule(`if ... == "spin" then
+	s := backgroundModuleState(t, `if ... == "spin" then
       api.run_as_background_process("spin", function() api.sleep(0.01) while true do end end)
       return "started"
     end
-    return "alive"`), "bg.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
+    return "alive"`, 100*time.Millisecond, time.Hour, obs)
 	ctx := context.Background()
-	if err := s.Load(ctx, &Chunk{proto: proto}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Init(ctx, &recorder{}); err != nil {
-		t.Fatal(err)
-	}
 	if got, err := s.Call(ctx, "cb:spam_checker.run", "spin"); err != nil || got[0] != "started" {
 		t.Fatalf("start: %v %v", got, err)
 	}

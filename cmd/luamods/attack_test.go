@@ -61,10 +61,11 @@ return M
 // route and the invoke API of a real luamods serve process under a virtual
 // memory cap of 8 GiB, with memory_limit 512 MiB. Each attack must be
 // answered with a 500 M_UNKNOWN, the process must stay up, and the next
-// call to the module must succeed. Answer times and the process's peak
-// RSS are logged, not judged: the peak is memory_limit plus what one VM
-// instruction (a doubling s .. s) allocates before the governor's stop
-// lands, 0.9 to 1.9 GiB here with memory_limit 512 MiB.
+// call to the module must succeed. Nothing here is timed: how long past
+// its deadline a caller waits is luaapi.BenchmarkAnswerPastDeadline's
+// measure. The process's peak RSS is logged, not judged: it is
+// memory_limit plus what one VM instruction (a doubling s .. s) allocates
+// before the governor's stop lands, 0.9 to 1.9 GiB here.
 func TestAttacksAgainstARealServer(t *testing.T) {
 	if os.Getenv("LUAMODS_ATTACK_TEST") == "" {
 		t.Skip("set LUAMODS_ATTACK_TEST=1 (tools/test.sh does, as a step of its own): the attacks allocate gigabytes")
@@ -124,7 +125,7 @@ func TestAttacksAgainstARealServer(t *testing.T) {
 	}
 	recovered("start")
 	var table bytes.Buffer
-	fmt.Fprintf(&table, "\n%-18s %-7s %6s %12s\n", "attack", "via", "status", "answered in")
+	fmt.Fprintf(&table, "\n%-18s %-7s %6s\n", "attack", "via", "status")
 	// Most attacks end in an error (500 M_UNKNOWN); string.rep("", 1e10) is
 	// just "" at once, a sort of 300000 numbers finishes, and the expanding
 	// table only hurts as a route's result, and t[67108863] = 1 is one hash
@@ -139,9 +140,8 @@ func TestAttacksAgainstARealServer(t *testing.T) {
 			name string
 			do   func(string) (int, string)
 		}{{"route", route}, {"invoke", invoke}} {
-			start := time.Now()
 			status, body := via.do(name)
-			fmt.Fprintf(&table, "%-18s %-7s %6d %12v\n", name, via.name, status, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(&table, "%-18s %-7s %6d\n", name, via.name, status)
 			want := answers[name]
 			if w, ok := answers[name+"/"+via.name]; ok {
 				want = w
