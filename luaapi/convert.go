@@ -90,21 +90,25 @@ func toLua(L *lua.LState, v any, depth int) (lua.LValue, error) {
 		}
 		return t, nil
 	case map[string]any:
-		t := L.CreateTable(0, len(x))
+		var nameBuf [16]string
+		var valBuf [16]lua.LValue
+		names, vals := nameBuf[:0], valBuf[:0]
 		for k, e := range x {
 			lv, err := toLua(L, e, depth+1)
 			if err != nil {
 				return lua.LNil, fmt.Errorf("%s: %w", k, err)
 			}
-			t.RawSetString(k, lv)
+			names, vals = append(names, k), append(vals, lv)
 		}
-		return t, nil
+		return stringTable(names, nil, vals), nil
 	case map[string]string:
-		t := L.CreateTable(0, len(x))
+		var nameBuf [16]string
+		var valBuf [16]lua.LValue
+		names, vals := nameBuf[:0], valBuf[:0]
 		for k, e := range x {
-			t.RawSetString(k, lua.LString(e))
+			names, vals = append(names, k), append(vals, lua.LString(e))
 		}
-		return t, nil
+		return stringTable(names, nil, vals), nil
 	default:
 		return lua.LNil, fmt.Errorf("luaapi: cannot convert %T to a Lua value", v)
 	}

@@ -12,10 +12,10 @@ import (
 // maps and slices are lists from which each state builds tables of its own,
 // since a module may change the tables it is given.
 type Prepared struct {
-	scalar lua.LValue // a scalar; nil for a table or a raw value
-	raw    any        // a Lua table or function: converted by ToLua in each state
-	list   bool       // elems are an array's elements; else a map's values, by keys
-	keys   []string
+	scalar lua.LValue  // a scalar; nil for a table or a raw value
+	raw    any         // a Lua table or function: converted by ToLua in each state
+	list   bool        // elems are an array's elements; else a map's values, by shape
+	shape  *tableShape // a map's keys, but those whose value is nil
 	elems  []Prepared
 }
 
@@ -59,22 +59,29 @@ func prepare(v any, depth int) (Prepared, error) {
 		}
 		return p, nil
 	case map[string]any:
-		p := Prepared{keys: make([]string, 0, len(x)), elems: make([]Prepared, 0, len(x))}
+		names := make([]string, 0, len(x))
+		p := Prepared{elems: make([]Prepared, 0, len(x))}
 		for k, e := range x {
 			pe, err := prepare(e, depth+1)
 			if err != nil {
 				return Prepared{}, fmt.Errorf("%s: %w", k, err)
 			}
-			p.keys = append(p.keys, k)
+			if pe.scalar == lua.LNil {
+				continue // sets nothing, as ToLua's RawSetString
+			}
+			names = append(names, k)
 			p.elems = append(p.elems, pe)
 		}
+		p.shape = newShape(names...)
 		return p, nil
 	case map[string]string:
-		p := Prepared{keys: make([]string, 0, len(x)), elems: make([]Prepared, len(x))}
+		names := make([]string, 0, len(x))
+		p := Prepared{elems: make([]Prepared, len(x))}
 		for k, e := range x {
-			p.elems[len(p.keys)].scalar = lua.LString(e)
-			p.keys = append(p.keys, k)
+			p.elems[len(names)].scalar = lua.LString(e)
+			names = append(names, k)
 		}
+		p.shape = newShape(names...)
 		return p, nil
 	case *lua.LTable, *lua.LFunction, *lua.LUserData, *lua.LState:
 		return Prepared{raw: v}, nil
@@ -104,13 +111,14 @@ func (p *Prepared) toLua(L *lua.LState, depth int) (lua.LValue, error) {
 		}
 		return t, nil
 	}
-	t := L.CreateTable(0, len(p.keys))
-	for i, k := range p.keys {
+	var valBuf [16]lua.LValue
+	vals := valBuf[:0]
+	for i := range p.elems {
 		lv, err := p.elems[i].toLua(L, depth+1)
 		if err != nil {
-			return lua.LNil, err
+			return lua.LNil, fmt.Errorf("%s: %w", p.shape.names[i], err)
 		}
-		t.RawSetString(k, lv)
+		vals = append(vals, lv)
 	}
-	return t, nil
+	return p.shape.table(vals), nil
 }

@@ -52,6 +52,9 @@ func (s *State) Serve(ctx context.Context, key Entry, r *Request) (*Response, er
 	return resp, err
 }
 
+// requestShape is the request table's fields set at once (toLua).
+var requestShape = newShape("method", "path", "subpath", "body", "remote_addr", "request_id", "query")
+
 // requestMetaKey is the registry key of the request tables' metatable.
 const requestMetaKey = "luamods.request"
 
@@ -61,20 +64,23 @@ const requestMetaKey = "luamods.request"
 // JSON) are built the first time the handler reads them, during the call,
 // so a handler that does not read them does not pay for them.
 func (r *Request) toLua(L *lua.LState, s *State) *lua.LTable {
-	t := L.CreateTable(0, 10)
-	t.RawSetString("method", s.vals.str(r.Method))
-	t.RawSetString("path", s.vals.str(r.Path))
-	t.RawSetString("subpath", s.vals.str(r.Subpath))
-	t.RawSetString("body", lua.LString(r.Body)) // not in a block, where a value kept long would keep a large body alive
-	t.RawSetString("remote_addr", s.vals.str(r.RemoteAddr))
-	t.RawSetString("request_id", s.vals.str(r.RequestID))
-	q := L.CreateTable(0, len(r.Query))
+	var nameBuf [8]string
+	var valBuf [8]lua.LValue
+	names, vals := nameBuf[:0], valBuf[:0]
 	for k, vs := range r.Query {
 		if len(vs) > 0 {
-			q.RawSetString(k, s.vals.str(vs[0]))
+			names, vals = append(names, k), append(vals, s.vals.str(vs[0]))
 		}
 	}
-	t.RawSetString("query", q)
+	t := requestShape.table([]lua.LValue{
+		s.vals.str(r.Method),
+		s.vals.str(r.Path),
+		s.vals.str(r.Subpath),
+		lua.LString(r.Body), // not in a block, where a value kept long would keep a large body alive
+		s.vals.str(r.RemoteAddr),
+		s.vals.str(r.RequestID),
+		stringTable(names, nil, vals),
+	})
 	reg := L.Get(lua.RegistryIndex)
 	meta, ok := L.GetField(reg, requestMetaKey).(*lua.LTable)
 	if !ok {

@@ -1,0 +1,151 @@
+package luaapi
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"unsafe"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Building a table with string keys through gopher-lua's API costs, for
+// every key, a map insert, the key boxed twice into an interface (for the
+// key list and the key index that `next` walks) and the growth of all
+// three: a 20-key table is about 50 allocations. The functions here build
+// the same table in one step: each map and the key list made at its final
+// size and each key boxed once, or, for a key list known in advance
+// (tableShape), the key index copied from a template. Lua code sees the
+// same table: the same fields, `next` and `pairs` in key-list order.
+//
+// gopher-lua keeps those fields unexported, so this writes them through
+// tableLayout, a copy of LTable's layout in gopher-lua v1.1.2 (the version
+// go.mod pins). The layout is checked field by field when the package is
+// loaded; if it ever differs, every function here falls back to RawSetString.
+
+// tableLayout is lua.LTable's layout in gopher-lua v1.1.2.
+type tableLayout struct {
+	Metatable lua.LValue
+	array     []lua.LValue
+	dict      map[lua.LValue]lua.LValue
+	strdict   map[string]lua.LValue
+	keys      []lua.LValue
+	k2i       map[lua.LValue]int
+}
+
+// directTables says whether tableLayout matches lua.LTable.
+var directTables = sameLayout(reflect.TypeFor[lua.LTable](), reflect.TypeFor[tableLayout]())
+
+// sameLayout reports whether a and b have the same fields: names, types
+// and offsets, in order.
+func sameLayout(a, b reflect.Type) bool {
+	if a.Size() != b.Size() || a.NumField() != b.NumField() {
+		return false
+	}
+	for i := range a.NumField() {
+		fa, fb := a.Field(i), b.Field(i)
+		if fa.Name != fb.Name || fa.Type != fb.Type || fa.Offset != fb.Offset {
+			return false
+		}
+	}
+	return true
+}
+
+func layoutOf(t *lua.LTable) *tableLayout { return (*tableLayout)(unsafe.Pointer(t)) }
+
+// boxKeys returns names as Lua values, one allocation for all of them.
+func boxKeys(names []string) []lua.LValue {
+	strs := make([]lua.LString, len(names))
+	keys := make([]lua.LValue, len(names))
+	for i, n := range names {
+		strs[i] = lua.LString(n)
+		v := lua.LValue(lua.LString(""))
+		(*eface)(unsafe.Pointer(&v)).word = unsafe.Pointer(&strs[i])
+		keys[i] = v
+	}
+	return keys
+}
+
+// stringTable builds a table with string keys: vals[i] under names[i].
+// keys, when not nil, are names as Lua values (boxKeys), shared by the
+// tables built from one key list. A nil or LNil value sets nothing, as
+// RawSetString; a name given twice keeps its last value.
+func stringTable(names []string, keys, vals []lua.LValue) *lua.LTable {
+	t := &lua.LTable{Metatable: lua.LNil}
+	if !directTables {
+		for i, name := range names {
+			if vals[i] != nil {
+				t.RawSetString(name, vals[i])
+			}
+		}
+		return t
+	}
+	n := 0
+	for _, v := range vals {
+		if v != nil && v != lua.LNil {
+			n++
+		}
+	}
+	if n == 0 {
+		return t
+	}
+	l := layoutOf(t)
+	l.strdict = make(map[string]lua.LValue, n)
+	l.keys = make([]lua.LValue, 0, n)
+	l.k2i = make(map[lua.LValue]int, n)
+	for i, name := range names {
+		v := vals[i]
+		if v == nil || v == lua.LNil {
+			continue
+		}
+		if _, dup := l.strdict[name]; dup {
+			l.strdict[name] = v
+			continue
+		}
+		l.strdict[name] = v
+		var key lua.LValue
+		if keys != nil {
+			key = keys[i]
+		} else {
+			key = lua.LString(name)
+		}
+		l.k2i[key] = len(l.keys)
+		l.keys = append(l.keys, key)
+	}
+	return t
+}
+
+// tableShape is a fixed list of string keys whose tables are built often
+// (the request table, a callback argument converted once for a chain of
+// modules): the key list and its index are made once and copied.
+type tableShape struct {
+	names []string
+	keys  []lua.LValue
+	k2i   map[lua.LValue]int
+}
+
+// newShape returns the shape of names, which must be distinct.
+func newShape(names ...string) *tableShape {
+	sh := &tableShape{names: names, keys: boxKeys(names), k2i: make(map[lua.LValue]int, len(names))}
+	for i, k := range sh.keys {
+		sh.k2i[k] = i
+	}
+	return sh
+}
+
+// table builds the table with vals[i] under the shape's i-th name. Nil or
+// LNil values set nothing.
+func (sh *tableShape) table(vals []lua.LValue) *lua.LTable {
+	if !directTables || slices.ContainsFunc(vals, func(v lua.LValue) bool { return v == nil || v == lua.LNil }) {
+		return stringTable(sh.names, sh.keys, vals)
+	}
+	t := &lua.LTable{Metatable: lua.LNil}
+	l := layoutOf(t)
+	l.strdict = make(map[string]lua.LValue, len(sh.names))
+	for i, name := range sh.names {
+		l.strdict[name] = vals[i]
+	}
+	l.keys = slices.Clone(sh.keys)
+	l.k2i = maps.Clone(sh.k2i)
+	return t
+}
