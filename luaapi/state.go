@@ -29,6 +29,11 @@ var stateOptions = lua.Options{
 	MinimizeStackMemory: true,
 }
 
+// workQueue is the buffer of a state's work channel. Callers past it wait
+// in the channel's own queue (max_queued_calls bounds them); a larger
+// buffer costs every idle state 16 bytes a slot.
+const workQueue = 16
+
 // maxPcallDepth bounds the pcall/xpcall levels of one call: each is a
 // thread, and recursion through pcall got past the call-depth limit.
 const maxPcallDepth = 200
@@ -124,7 +129,7 @@ func NewState(opts Options) (*State, error) {
 		opts:        opts,
 		L:           lua.NewState(stateOptions),
 		log:         opts.Env.logger().With("module", opts.Module),
-		work:        make(chan job, 256),
+		work:        make(chan job, workQueue),
 		done:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 		entries:     make(map[string]*lua.LFunction),

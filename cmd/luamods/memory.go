@@ -32,6 +32,14 @@ func governMemory(ctx context.Context, eng *engine.Engine, configured int64, log
 	go eng.GovernMemory(ctx, limit, 20*time.Millisecond)
 }
 
+// releaseLoadGarbage collects what loading or reloading modules left
+// behind (compiler output, the replaced generation's states) and returns
+// the freed memory to the operating system at once. Under memoryGOGC the
+// collector would otherwise wait for the heap to grow 5× before it runs,
+// and the runtime returns freed pages only gradually: an idle daemon would
+// keep the peak of its last load as its resident set.
+func releaseLoadGarbage() { debug.FreeOSMemory() }
+
 // defaultMemoryLimit is a quarter of the machine's memory, or of the
 // cgroup's limit when that is lower; 1 GiB when neither can be read.
 func defaultMemoryLimit() int64 {

@@ -86,6 +86,7 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 		log.Warn("the admin API (/_luamods/v1) is off: no admin_token or admin_token_file in the configuration")
 	}
 	logProtocols(log, gen.Config)
+	releaseLoadGarbage()
 
 	srv := httpbridge.NewServer(httpbridge.New(eng))
 	ln, err := net.Listen("tcp", gen.Config.Listen)
@@ -126,6 +127,7 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 				logProtocols(log, cfg)
 			}
 			logged = cfg
+			releaseLoadGarbage()
 		}
 	}
 	for {
