@@ -61,3 +61,38 @@ func TestRecoveredPanicRetiresTheState(t *testing.T) {
 		t.Errorf("err = %v, want ErrRetired", err)
 	}
 }
+
+// TestPanicInASharedBuiltinRetiresItsState: a builtin shared by all states
+// (stdlib.go) retires the state whose call panicked, and only that one.
+func TestPanicInASharedBuiltinRetiresItsState(t *testing.T) {
+	shared := guardShared(func(L *lua.LState) int {
+		if L.OptBool(1, false) {
+			panic("boom")
+		}
+		return 0
+	})
+	retired := make(chan string, 2)
+	a := goFunctionState(t, func(L *lua.LState) int { return 0 }, retired)
+	b := goFunctionState(t, func(L *lua.LState) int { return 0 }, retired)
+	for _, s := range []*State{a, b} {
+		if !s.Do(context.Background(), func(L *lua.LState) { L.SetGlobal("go_function", L.NewFunction(shared)) }) {
+			t.Fatal("Do failed")
+		}
+	}
+	if _, err := callRun(t, b); err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	if !a.Do(context.Background(), func(L *lua.LState) {
+		if err := L.CallByParam(lua.P{Fn: L.GetGlobal("go_function"), NRet: 0, Protect: true}, lua.LTrue); err == nil || !strings.Contains(err.Error(), "boom") {
+			t.Errorf("err = %v, want the panic", err)
+		}
+	}) {
+		t.Fatal("Do failed")
+	}
+	if reason := <-retired; !strings.Contains(reason, "panic") {
+		t.Errorf("OnRetire reason = %q", reason)
+	}
+	if !a.Retired() || b.Retired() {
+		t.Fatalf("retired: a %v, b %v; want a only", a.Retired(), b.Retired())
+	}
+}

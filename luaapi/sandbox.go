@@ -31,22 +31,11 @@ var sandboxOS = []string{"time", "clock", "date", "difftime"}
 func (s *State) openLibs() error {
 	L := s.L
 	if s.opts.Sandbox {
-		for _, open := range []lua.LGFunction{lua.OpenBase, lua.OpenTable, lua.OpenString, lua.OpenMath, lua.OpenOs} {
-			open(L)
-		}
-		L.SetTop(0)
-		for _, name := range sandboxRemoved {
-			L.SetGlobal(name, lua.LNil)
-		}
-		full := L.GetGlobal("os").(*lua.LTable)
-		os := L.CreateTable(0, len(sandboxOS))
-		for _, name := range sandboxOS {
-			os.RawSetString(name, full.RawGetString(name))
-		}
-		L.SetGlobal("os", os)
+		stdlib().open(L)
 	} else {
 		L.OpenLibs()
 		L.SetTop(0)
+		replaceStatelessBuiltins(L)
 	}
 	s.replaceBuiltins()
 	L.SetGlobal("print", L.NewFunction(s.print))
@@ -88,7 +77,8 @@ func (s *State) asyncLua(name string, parse func(L *lua.LState) (AsyncFunc, erro
 
 // replaceBuiltins swaps the builtins whose gopher-lua versions can outlive
 // a deadline or build unbounded results for the bounded ones of strlib.go,
-// pattern.go and format.go.
+// pattern.go and format.go that depend on the State's limits (the others:
+// replaceStatelessBuiltins).
 func (s *State) replaceBuiltins() {
 	L := s.L
 	str := L.GetGlobal("string").(*lua.LTable)
@@ -107,16 +97,8 @@ func (s *State) replaceBuiltins() {
 		str.RawSetString(name, L.NewFunction(fn))
 	}
 	str.RawSetString("gfind", str.RawGetString("gmatch"))
-	str.RawSetString("dump", lua.LNil)
 	if tbl, ok := L.GetGlobal("table").(*lua.LTable); ok {
 		tbl.RawSetString("concat", L.NewFunction(s.tableConcat))
-		tbl.RawSetString("sort", L.NewFunction(tableSort))
-	}
-	L.SetGlobal("unpack", L.NewFunction(baseUnpack))
-	if os, ok := L.GetGlobal("os").(*lua.LTable); ok {
-		if date, ok := os.RawGetString("date").(*lua.LFunction); ok && date.IsG {
-			os.RawSetString("date", L.NewFunction(osDate(date.GFunction)))
-		}
 	}
 }
 

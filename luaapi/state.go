@@ -142,6 +142,7 @@ func NewState(opts Options) (*State, error) {
 		s.L.Close()
 		return nil, err
 	}
+	statesByGlobal.Store(s.L.G, s)
 	s.installAPI()
 	s.installExposed()
 
@@ -254,6 +255,7 @@ func (s *State) shutdown() {
 		th.Close()
 	}
 	s.idle = nil
+	statesByGlobal.Delete(s.L.G)
 	s.L.Close()
 }
 
@@ -548,11 +550,13 @@ func (s *State) thread(ctx context.Context) *lua.LState {
 }
 
 // recycle keeps a thread whose function returned normally: its call stack is
-// empty, so gopher-lua starts it afresh on the next Resume.
+// empty, so gopher-lua starts it afresh on the next Resume. The threads of
+// loading (the chunk, parse_config, init) are not kept: a module that is
+// never called would keep one for nothing (9 KB).
 func (s *State) recycle(th *lua.LState) {
 	th.RemoveContext()
 	th.SetTop(0) // let go of the values of the call it ran: its arguments, what it built
-	if len(s.idle) < maxIdleThreads {
+	if len(s.idle) < maxIdleThreads && s.phase == phaseServe {
 		s.idle = append(s.idle, th)
 		return
 	}
