@@ -23,7 +23,7 @@ const DefaultTimeout = 5 * time.Second
 var stateOptions = lua.Options{
 	SkipOpenLibs:        true,
 	CallStackSize:       200,
-	RegistrySize:        256,
+	RegistrySize:        128, // gopher-lua's least: below it, NewState takes its default, 5120 slots
 	RegistryMaxSize:     1 << 20,
 	RegistryGrowStep:    256,
 	MinimizeStackMemory: true,

@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -63,14 +64,21 @@ func buildSharedLib() *sharedLib {
 	return lib
 }
 
-// compacted is a copy of t without the keys it removed: gopher-lua keeps a
-// removed key in the list `next` walks.
+// compacted is a copy of t with its maps at their least size, without the
+// keys t removed (gopher-lua keeps a removed key in the list `next` walks
+// and a map grown key by key is up to twice its size): copies of it
+// (copyTable) are as small as they can be.
 func compacted(t *lua.LTable) *lua.LTable {
-	out := &lua.LTable{Metatable: lua.LNil}
+	var names []string
+	var vals []lua.LValue
 	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
-		out.RawSet(k, v)
+		name, ok := k.(lua.LString)
+		if !ok {
+			panic(fmt.Sprintf("luaapi: a library table has a %s key", k.Type()))
+		}
+		names, vals = append(names, string(name)), append(vals, v)
 	}
-	return out
+	return stringTable(names, nil, vals)
 }
 
 // replaceStatelessBuiltins swaps the builtins luamods bounds without
