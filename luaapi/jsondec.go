@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
@@ -14,7 +15,9 @@ import (
 // escapes or invalid UTF-8 it hands to encoding/json and that fail) goes the
 // long way, so errors are exactly DecodeJSON's and ToLua's.
 func DecodeJSONToLua(L *lua.LState, data []byte) (lua.LValue, error) {
-	d := jsonDecoder{L: L, data: data}
+	var nameBuf [16]string
+	var valBuf [32]lua.LValue
+	d := jsonDecoder{L: L, data: data, names: nameBuf[:0], vals: valBuf[:0]}
 	if v, ok := d.value(0); ok {
 		d.space()
 		if d.pos == len(d.data) {
@@ -34,6 +37,10 @@ type jsonDecoder struct {
 	L    *lua.LState
 	data []byte
 	pos  int
+	// names and vals hold the members and elements of the objects and
+	// arrays being read, innermost last, until each is built in one step.
+	names []string
+	vals  []lua.LValue
 }
 
 func (d *jsonDecoder) space() {
@@ -83,11 +90,12 @@ func (d *jsonDecoder) value(depth int) (lua.LValue, bool) {
 // object reads {...} as ToLua builds a map: a null member sets nothing.
 func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 	d.pos++ // {
-	t := d.L.CreateTable(0, 4)
+	start, vstart := len(d.names), len(d.vals)
+	defer func() { d.names, d.vals = d.names[:start], d.vals[:vstart] }()
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
-		return t, true
+		return d.L.NewTable(), true
 	}
 	for {
 		d.space()
@@ -107,20 +115,47 @@ func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 		if !ok {
 			return lua.LNil, false
 		}
-		if t.RawGetString(key) != lua.LNil {
-			return lua.LNil, false // a repeated name: the long way keeps the last
-		}
-		if v != lua.LNil {
-			t.RawSetString(key, v)
-		}
+		d.names, d.vals = append(d.names, key), append(d.vals, v)
 		more, ok := d.separator('}')
 		if !ok {
 			return lua.LNil, false
 		}
 		if !more {
-			return t, true
+			break
 		}
 	}
+	names, vals := d.names[start:], d.vals[vstart:]
+	if repeatsASetName(names, vals) {
+		return lua.LNil, false // the long way keeps the last, which may be null
+	}
+	var keys []lua.LValue
+	if len(names) > 2 {
+		keys = boxKeys(names) // one allocation for all the keys
+	}
+	return stringTable(names, keys, vals), true
+}
+
+// repeatsASetName reports whether a member's name comes again after it
+// was set (its value not null).
+func repeatsASetName(names []string, vals []lua.LValue) bool {
+	if len(names) <= 8 {
+		for i, n := range names {
+			if vals[i] != lua.LNil && slices.Contains(names[i+1:], n) {
+				return true
+			}
+		}
+		return false
+	}
+	set := make(map[string]struct{}, len(names))
+	for i, n := range names {
+		if _, ok := set[n]; ok {
+			return true
+		}
+		if vals[i] != lua.LNil {
+			set[n] = struct{}{}
+		}
+	}
+	return false
 }
 
 // separator reads what follows a member or an element: ',' (more follows)
@@ -145,25 +180,27 @@ func (d *jsonDecoder) separator(end byte) (more, ok bool) {
 // empty array carries the array marker).
 func (d *jsonDecoder) array(depth int) (lua.LValue, bool) {
 	d.pos++ // [
-	t := d.L.CreateTable(4, 0)
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == ']' {
 		d.pos++
+		t := d.L.NewTable()
 		markArray(d.L, t)
 		return t, true
 	}
+	start := len(d.vals)
+	defer func() { d.vals = d.vals[:start] }()
 	for {
 		v, ok := d.value(depth + 1)
 		if !ok {
 			return lua.LNil, false
 		}
-		t.Append(v)
+		d.vals = append(d.vals, v)
 		more, ok := d.separator(']')
 		if !ok {
 			return lua.LNil, false
 		}
 		if !more {
-			return t, true
+			return arrayTable(d.vals[start:]), true
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"strings"
@@ -89,33 +90,45 @@ func FuzzDecodeJSONToLua(f *testing.F) {
 
 // BenchmarkDecodeJSON decodes tools/bench/realistic.json (2 KB) into Lua
 // directly and the long way.
+// BenchmarkDecodeJSON decodes the realistic route's body (a long text and
+// an array of 20 strings) and a Matrix event (nested objects), straight
+// into Lua and the long way.
 func BenchmarkDecodeJSON(b *testing.B) {
-	body, err := os.ReadFile("../tools/bench/realistic.json")
+	realistic, err := os.ReadFile("../tools/bench/realistic.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	event, err := json.Marshal(event20())
 	if err != nil {
 		b.Fatal(err)
 	}
 	L := lua.NewState(stateOptions)
 	defer L.Close()
-	b.Run("direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := DecodeJSONToLua(L, body); err != nil {
-				b.Fatal(err)
+	for _, doc := range []struct {
+		name string
+		body []byte
+	}{{"realistic", realistic}, {"event", event}} {
+		b.Run("direct/"+doc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeJSONToLua(L, doc.body); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("long", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v, err := DecodeJSON(body)
-			if err != nil {
-				b.Fatal(err)
+		})
+		b.Run("long/"+doc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := DecodeJSON(doc.body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ToLua(L, v); err != nil {
+					b.Fatal(err)
+				}
 			}
-			if _, err := ToLua(L, v); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+	}
 }
 
 func TestDecodeJSONToLuaTakesValidJSONDirectly(t *testing.T) {

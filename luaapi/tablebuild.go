@@ -115,6 +115,30 @@ func stringTable(names []string, keys, vals []lua.LValue) *lua.LTable {
 	return t
 }
 
+// arrayTable builds the table {vals...} without its nil and LNil values,
+// as Append builds it, with its array part at its final size.
+func arrayTable(vals []lua.LValue) *lua.LTable {
+	t := &lua.LTable{Metatable: lua.LNil}
+	if !directTables {
+		for _, v := range vals {
+			if v != nil {
+				t.Append(v)
+			}
+		}
+		return t
+	}
+	array := make([]lua.LValue, 0, len(vals))
+	for _, v := range vals {
+		if v != nil && v != lua.LNil {
+			array = append(array, v)
+		}
+	}
+	if len(array) > 0 {
+		layoutOf(t).array = array
+	}
+	return t
+}
+
 // tableShape is a fixed list of string keys whose tables are built often
 // (the request table, a callback argument converted once for a chain of
 // modules): the key list and its index are made once and copied.
