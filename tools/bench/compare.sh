@@ -55,7 +55,7 @@ pids+=($!)
 servers=(luamods twin)
 
 # nginx + its Lua module (OpenResty's lua-nginx-module), when installed.
-nginx_lua=$(ls /usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so 2>/dev/null | wc -l)
+nginx_lua=$({ ls /usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so 2>/dev/null || true; } | wc -l)
 if command -v nginx >/dev/null && [ "$nginx_lua" = 2 ]; then
   port[nginx]=$(freeport)
   mkdir -p "$work/nginx"
