@@ -44,7 +44,8 @@ return M`), 0o644)
 
 // BenchmarkRoute serves one request through echo without a socket: the Lua
 // route (request table, handler, response conversion, metrics) against the
-// same route written in Go.
+// same route written in Go. Each request has a context that can be
+// cancelled, as net/http gives every request it serves.
 func BenchmarkRoute(b *testing.B) {
 	e := benchServer(b)
 	for _, path := range []string{"/_synapse/client/hello?name=bench", "/native/hello?name=bench"} {
@@ -56,7 +57,9 @@ func BenchmarkRoute(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				e.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				ctx, cancel := context.WithCancel(context.Background())
+				e.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", path, nil))
+				cancel()
 				if rec.Code != 200 {
 					b.Fatal(rec.Code, rec.Body.String())
 				}

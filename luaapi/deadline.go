@@ -10,17 +10,20 @@ import (
 // callContext is the context of one call: done at its deadline or when its
 // parent is. It replaces context.WithTimeout, whose timer per call costs
 // more than the rest of a small call: the state's watchdog keeps one timer
-// for all its calls.
+// for all its calls. The parent's end is passed on by the call's caller,
+// which waits on parentDone anyway (State.call): registering with the
+// parent (context.AfterFunc) cost a lock, a goroutine-safe callback and
+// three allocations per call of a served request.
 type callContext struct {
-	parent   context.Context
-	deadline time.Time
-	done     chan struct{}
-	index    int // in the watchdog's heap; -1 when not in it
+	parent     context.Context
+	parentDone <-chan struct{} // parent.Done(); nil when the parent never ends
+	deadline   time.Time
+	done       chan struct{}
+	index      int // in the watchdog's heap; -1 when not in it
 
 	mu  sync.Mutex
 	err error
 
-	stopParent  func() bool // unregisters the parent's cancellation
 	stopVirtual func() bool // stops the deadline timer on a test clock
 }
 
@@ -40,6 +43,10 @@ func (c *callContext) Err() error {
 }
 
 func (c *callContext) Value(key any) any { return c.parent.Value(key) }
+
+// parentEnded ends c with its parent's cause; its caller calls it once
+// parentDone is closed.
+func (c *callContext) parentEnded() { c.cancel(context.Cause(c.parent)) }
 
 func (c *callContext) cancel(err error) {
 	c.mu.Lock()
@@ -66,7 +73,9 @@ type watchdog struct {
 func newWatchdog() *watchdog { return &watchdog{} }
 
 // start returns the context of a call bounded by timeout and parent; stop
-// it when the call is over.
+// it when the call is over. The parent's end reaches it only through
+// parentEnded, which whoever waits on the call calls when parentDone is
+// closed.
 func (w *watchdog) start(parent context.Context, timeout time.Duration) *callContext {
 	c := &callContext{}
 	w.startIn(c, parent, timeout)
@@ -77,12 +86,11 @@ func (w *watchdog) start(parent context.Context, timeout time.Duration) *callCon
 // call keeps its context in itself, one allocation fewer per call.
 func (w *watchdog) startIn(c *callContext, parent context.Context, timeout time.Duration) {
 	c.parent, c.deadline, c.done, c.index = parent, time.Now().Add(timeout), make(chan struct{}), -1
-	if parent.Done() != nil {
+	if c.parentDone = parent.Done(); c.parentDone != nil {
 		if err := parent.Err(); err != nil {
-			c.cancel(err)
+			c.cancel(context.Cause(parent))
 			return
 		}
-		c.stopParent = context.AfterFunc(parent, func() { c.cancel(context.Cause(parent)) })
 	}
 	w.mu.Lock()
 	if w.closed { // the state is closing: its calls end with it
@@ -112,9 +120,6 @@ func (w *watchdog) stop(c *callContext) {
 		heap.Remove(&w.calls, c.index)
 	}
 	w.mu.Unlock()
-	if c.stopParent != nil {
-		c.stopParent()
-	}
 	c.cancel(context.Canceled)
 }
 

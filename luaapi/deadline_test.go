@@ -49,3 +49,48 @@ func TestWatchdogOneTimer(t *testing.T) {
 		t.Fatalf("a call after close has err %v, want none (it gets no deadline)", c.Err())
 	}
 }
+
+// TestParentEndStopsTheCall: a call ends when its caller's context does,
+// whether that context ended before the call was made or while it ran
+// (its caller passes the end on), long before the module's timeout.
+func TestParentEndStopsTheCall(t *testing.T) {
+	s, _ := newTestStateTimeout(t, evalModule("while true do end"), nil, time.Hour)
+	for _, tc := range []struct {
+		name   string
+		before bool // cancelled before the call, else once it runs
+	}{
+		{"before the call", true},
+		{"while it runs", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.before {
+				cancel()
+			} else {
+				go func() {
+					for s.Active() == 0 { // the call has started
+						time.Sleep(time.Millisecond)
+					}
+					cancel()
+				}()
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Call(ctx, "cb:spam_checker.run")
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("err = %v, want the caller's cancellation", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the call outlived its caller's context")
+			}
+			if s.Retired() {
+				t.Fatal("the state was retired: the call did not stop in time")
+			}
+		})
+	}
+}

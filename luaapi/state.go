@@ -213,6 +213,27 @@ func (s *State) post(ctx context.Context, j job) bool {
 	}
 }
 
+// queue queues the call c for the loop goroutine, as post, and passes its
+// parent's end on to it (callContext.parentEnded) while it waits.
+func (s *State) queue(c *call) bool {
+	select {
+	case s.work <- c:
+		return true
+	default:
+	}
+	select {
+	case s.work <- c:
+		return true
+	case <-s.done:
+		return false
+	case <-c.ctx.done:
+		return false
+	case <-c.ctx.parentDone:
+		c.ctx.parentEnded()
+		return false
+	}
+}
+
 // postAlways queues f unless the state is closed; used for completions,
 // which must not be lost while the state lives.
 func (s *State) postAlways(j job) {
@@ -314,7 +335,7 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 	}
 	s.active.Add(1)
 	c.reply = make(chan struct{})
-	if !s.post(c.ctx, c) {
+	if !s.queue(c) {
 		s.queued.Add(-1)
 		s.inflight.Add(-1)
 		s.active.Add(-1)
@@ -324,6 +345,8 @@ func (s *State) call(parent context.Context, c *call) ([]any, error) {
 	case <-c.reply:
 		return c.out.values, c.out.err
 	case <-c.ctx.Done():
+	case <-c.ctx.parentDone:
+		c.ctx.parentEnded()
 	case <-s.stopped:
 		return s.lastWord(c)
 	}
