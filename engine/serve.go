@@ -90,7 +90,7 @@ func (g *Generation) serveRoute(ctx context.Context, route *Route, subpath strin
 		return nil, bodyTooLarge()
 	}
 	var body []byte
-	if req.Body != nil {
+	if req.Body != nil && req.Body != http.NoBody { // a GET's: io.ReadAll would allocate 512 bytes for nothing
 		var err error
 		if body, err = io.ReadAll(io.LimitReader(req.Body, limit+1)); err != nil {
 			return nil, &HTTPError{Status: http.StatusBadRequest, Body: map[string]any{"errcode": "M_UNKNOWN", "error": "Could not read the request body"}, Err: err}
