@@ -36,20 +36,34 @@ var ErrBadResponse = errors.New("bad response")
 // reads its answer: {status=, json=}, {status=, body=, headers=}, or a
 // string (a 200 text/plain body).
 func (s *State) Serve(ctx context.Context, key Entry, r *Request) (*Response, error) {
-	var resp *Response
-	var table *lua.LTable
-	_, err := s.Invoke(ctx, key, func(L *lua.LState) ([]lua.LValue, error) {
-		table = r.toLua(L, s)
-		return []lua.LValue{table}, nil
-	}, func(_ *lua.LState, vals []lua.LValue) ([]any, error) {
-		var rerr error
-		resp, rerr = responseFromLua(vals[0])
-		return nil, rerr
-	})
-	if table != nil {
-		s.web.remove(table)
+	c := &call{entry: key, web: r}
+	if _, err := s.call(ctx, c); err != nil {
+		return nil, err
 	}
-	return resp, err
+	return c.out.resp, nil // the call answered: c.out is its owner's no longer
+}
+
+// webArgs builds the request table of the call's web request, as the
+// state's owner; webDone forgets it once the call is over.
+func (c *call) webArgs(L *lua.LState) []lua.LValue {
+	c.webTable = c.web.toLua(L, c.s)
+	c.argBuf[0] = c.webTable
+	return c.argBuf[:]
+}
+
+func (c *call) webDone() {
+	if c.webTable != nil {
+		c.s.web.remove(c.webTable)
+		c.webTable = nil
+	}
+}
+
+// webResult reads the handler's answer.
+func webResult(vals []lua.LValue) (*Response, error) {
+	if len(vals) == 0 {
+		return responseFromLua(lua.LNil)
+	}
+	return responseFromLua(vals[0])
 }
 
 // requestShape is the request table's fields set at once (toLua).
