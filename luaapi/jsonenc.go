@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
@@ -100,7 +101,8 @@ func encodeTable(b *bytes.Buffer, t *lua.LTable, depth, max int) error {
 		key string
 		val lua.LValue
 	}
-	var fields []field
+	var small [8]field // most objects: their keys sorted without an allocation
+	fields := small[:0]
 	var err error
 	t.ForEach(func(k, v lua.LValue) {
 		switch kk := k.(type) {
@@ -117,7 +119,7 @@ func encodeTable(b *bytes.Buffer, t *lua.LTable, depth, max int) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(fields, func(i, j int) bool { return fields[i].key < fields[j].key })
+	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
 	b.WriteByte('{')
 	for i, f := range fields {
 		if i > 0 {

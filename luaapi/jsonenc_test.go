@@ -77,3 +77,28 @@ func FuzzJSONThroughLua(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEncodeLuaJSON encodes a web response's json: the hello route's
+// one-key object, and an object of 12 keys with an array.
+func BenchmarkEncodeLuaJSON(b *testing.B) {
+	L := lua.NewState()
+	defer L.Close()
+	for _, bc := range []struct{ name, src string }{
+		{"hello", `return {message = "hello, bench"}`},
+		{"object12", `return {a = 1, b = 2.5, c = "three", d = true, e = {1, 2, 3}, f = "six", g = 7, h = 8, i = 9, j = 10, k = 11, l = "twelve"}`},
+	} {
+		if err := L.DoString(bc.src); err != nil {
+			b.Fatal(err)
+		}
+		v := L.Get(-1)
+		L.Pop(1)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := EncodeLuaJSON(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
