@@ -171,10 +171,17 @@ func (e *Engine) Current() *Generation { return e.current.Load() }
 // called: a reload swaps generations meanwhile but closes this one only
 // after every holder has released it.
 func (e *Engine) Acquire() (gen *Generation, release func()) {
+	g := e.acquire()
+	return g, g.release
+}
+
+// acquire is Acquire without the release function (a method value: an
+// allocation per request); call the generation's release.
+func (e *Engine) acquire() *Generation {
 	for {
 		g := e.current.Load()
 		if g.hold() {
-			return g, g.release
+			return g
 		}
 		// g is being closed by a reload that swapped it out: take the new one.
 	}

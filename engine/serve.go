@@ -48,8 +48,8 @@ var ErrNoRoute = errors.New("engine: no web resource serves this path")
 // error table, or 500), and err says why. Every answer carries
 // X-Request-Id; route requests count in the route metrics.
 func (e *Engine) Serve(ctx context.Context, req *WebRequest) (*Response, error) {
-	gen, release := e.Acquire()
-	defer release()
+	gen := e.acquire()
+	defer gen.release()
 	id := e.RequestID(req.RequestID)
 	route, subpath, ok := gen.Match(req.Path)
 	if !ok {
@@ -186,7 +186,9 @@ func (e *Engine) RequestID(proposed string) string {
 	if proposed != "" && len(proposed) <= 64 && !strings.ContainsAny(proposed, "\r\n") {
 		return proposed
 	}
-	return e.idPrefix + "-" + strconv.FormatUint(e.idCounter.Add(1), 10)
+	var buf [48]byte // one allocation: the string
+	b := append(append(buf[:0], e.idPrefix...), '-')
+	return string(strconv.AppendUint(b, e.idCounter.Add(1), 10))
 }
 
 // ObserveRoute records a request served outside the module routes (the
