@@ -196,17 +196,31 @@ func looksJSON(contentType string, body []byte) bool {
 	return contentType == "" && (body[0] == '{' || body[0] == '[')
 }
 
+// newResponse is a 200 response with an empty header, and the room for
+// its Content-Type value, made in one allocation:
+// resp.Header["Content-Type"] = append(room, v).
+func newResponse() (resp *Response, room []string) {
+	r := &struct {
+		Response
+		contentType [1]string
+	}{Response: Response{Status: 200, Header: http.Header{}}}
+	return &r.Response, r.contentType[:0:1]
+}
+
 // responseFromLua reads {status=, json=} or {status=, body=, headers=}.
 // A bare string is a 200 text/plain body.
 func responseFromLua(v lua.LValue) (*Response, error) {
 	if s, ok := v.(lua.LString); ok {
-		return &Response{Status: 200, Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: []byte(s)}, nil
+		resp, room := newResponse()
+		resp.Header["Content-Type"] = append(room, "text/plain; charset=utf-8")
+		resp.Body = []byte(s)
+		return resp, nil
 	}
 	t, ok := v.(*lua.LTable)
 	if !ok {
 		return nil, fmt.Errorf("%w: the handler returned a %s, not a table like {status = 200, json = {...}}", ErrBadResponse, v.Type())
 	}
-	resp := &Response{Status: 200, Header: http.Header{}}
+	resp, room := newResponse()
 	switch st := t.RawGetString("status").(type) {
 	case *lua.LNilType:
 	case lua.LNumber:
@@ -238,7 +252,7 @@ func responseFromLua(v lua.LValue) (*Response, error) {
 		}
 		resp.Body = b
 		if resp.Header.Get("Content-Type") == "" {
-			resp.Header.Set("Content-Type", "application/json")
+			resp.Header["Content-Type"] = append(room, "application/json")
 		}
 		return resp, nil
 	}
@@ -250,7 +264,7 @@ func responseFromLua(v lua.LValue) (*Response, error) {
 		return nil, fmt.Errorf("%w: body must be a string, not a %s (use json = ... for data)", ErrBadResponse, b.Type())
 	}
 	if resp.Header.Get("Content-Type") == "" && len(resp.Body) > 0 {
-		resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		resp.Header["Content-Type"] = append(room, "text/plain; charset=utf-8")
 	}
 	return resp, nil
 }
