@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	pathpkg "path"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,7 +81,52 @@ type Route struct {
 	entries map[string]luaapi.Entry // method (or "*") → entry
 	Where   string
 
-	latency prometheus.Observer // the route's latency series
+	latency  prometheus.Observer // the route's latency series
+	requests routeRequests       // its request counters
+}
+
+// routeRequests are a route's luamods_route_requests_total series by method
+// and status, each looked up once: CounterVec.WithLabelValues hashed the
+// three labels and took the vector's lock on every request. The map is
+// replaced, never changed, when a series is added.
+type routeRequests struct {
+	m atomic.Pointer[map[methodStatus]prometheus.Counter]
+}
+
+type methodStatus struct {
+	method string
+	status int
+}
+
+// maxRouteSeries bounds the series a route keeps at hand: a client may
+// send any method, and the rest are looked up on each request.
+const maxRouteSeries = 32
+
+// counter returns the series of path, method and status in vec.
+func (rr *routeRequests) counter(vec *prometheus.CounterVec, path, method string, status int) prometheus.Counter {
+	key := methodStatus{method, status}
+	old := rr.m.Load()
+	if old != nil {
+		if c, ok := (*old)[key]; ok {
+			return c
+		}
+	}
+	c := vec.WithLabelValues(path, method, strconv.Itoa(status))
+	if old != nil && len(*old) >= maxRouteSeries {
+		return c
+	}
+	m := make(map[methodStatus]prometheus.Counter, 1+len(mapOrEmpty(old)))
+	maps.Copy(m, mapOrEmpty(old))
+	m[key] = c
+	rr.m.CompareAndSwap(old, &m) // another request's addition wins: this one is added next time
+	return c
+}
+
+func mapOrEmpty(m *map[methodStatus]prometheus.Counter) map[methodStatus]prometheus.Counter {
+	if m == nil {
+		return nil
+	}
+	return *m
 }
 
 type hook struct {

@@ -66,7 +66,7 @@ func (e *Engine) Serve(ctx context.Context, req *WebRequest) (*Response, error) 
 			resp.Body = nil
 		}
 	}
-	e.metrics.RouteRequests.WithLabelValues(route.Path, req.Method, strconv.Itoa(resp.Status)).Inc()
+	route.requests.counter(e.metrics.RouteRequests, route.Path, req.Method, resp.Status).Inc()
 	route.latency.Observe(time.Since(start).Seconds())
 	return resp, err
 }
