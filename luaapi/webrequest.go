@@ -36,7 +36,9 @@ var ErrBadResponse = errors.New("bad response")
 // reads its answer: {status=, json=}, {status=, body=, headers=}, or a
 // string (a 200 text/plain body).
 func (s *State) Serve(ctx context.Context, key Entry, r *Request) (*Response, error) {
-	c := &call{entry: key, web: r}
+	c := &call{entry: key}
+	c.webReq = *r // a copy in the call: the caller's need not be allocated
+	c.web = &c.webReq
 	if _, err := s.call(ctx, c); err != nil {
 		return nil, err
 	}
