@@ -464,7 +464,6 @@ type call struct {
 	// field rather than an ArgsFunc and a ResultFunc, which cost four
 	// allocations a request.
 	web      *Request
-	webReq   Request // what web points to
 	webTable *lua.LTable
 	argBuf   [1]lua.LValue
 	onDone   func([]lua.LValue, error) // background calls: instead of a reply

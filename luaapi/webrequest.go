@@ -36,13 +36,20 @@ var ErrBadResponse = errors.New("bad response")
 // reads its answer: {status=, json=}, {status=, body=, headers=}, or a
 // string (a 200 text/plain body).
 func (s *State) Serve(ctx context.Context, key Entry, r *Request) (*Response, error) {
-	c := &call{entry: key}
-	c.webReq = *r // a copy in the call: the caller's need not be allocated
-	c.web = &c.webReq
+	wc := &webCall{req: *r} // a copy: the caller's need not be allocated
+	c := &wc.call
+	c.entry, c.web = key, &wc.req
 	if _, err := s.call(ctx, c); err != nil {
 		return nil, err
 	}
 	return c.out.resp, nil // the call answered: c.out is its owner's no longer
+}
+
+// webCall is a call to a web resource handler and its request, in one
+// allocation; other calls do not carry the request's room.
+type webCall struct {
+	call
+	req Request
 }
 
 // webArgs builds the request table of the call's web request, as the
