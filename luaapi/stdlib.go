@@ -82,7 +82,8 @@ func compacted(t *lua.LTable) *lua.LTable {
 }
 
 // replaceStatelessBuiltins swaps the builtins luamods bounds without
-// needing its State: table.sort, unpack, os.date; string.dump goes.
+// needing its State (table.sort, unpack, os.date) and ipairs, whose
+// gopher-lua version allocates its index twice a step; string.dump goes.
 func replaceStatelessBuiltins(L *lua.LState) {
 	if str, ok := L.GetGlobal("string").(*lua.LTable); ok {
 		str.RawSetString("dump", lua.LNil)
@@ -91,6 +92,7 @@ func replaceStatelessBuiltins(L *lua.LState) {
 		tbl.RawSetString("sort", L.NewFunction(tableSort))
 	}
 	L.SetGlobal("unpack", L.NewFunction(baseUnpack))
+	L.SetGlobal("ipairs", L.NewClosure(baseIpairs, L.NewFunction(ipairsNext)))
 	if os, ok := L.GetGlobal("os").(*lua.LTable); ok {
 		if date, ok := os.RawGetString("date").(*lua.LFunction); ok && date.IsG {
 			os.RawSetString("date", L.NewFunction(osDate(date.GFunction)))
@@ -127,4 +129,43 @@ func copyTable(dst, src *lua.LTable) {
 	d.strdict = maps.Clone(s.strdict)
 	d.keys = slices.Clone(s.keys)
 	d.k2i = maps.Clone(s.k2i)
+}
+
+// smallInts are the Lua numbers 0 to 1023 as values, made once: a float64
+// put in an interface is otherwise an allocation each time.
+var smallInts = func() (out [1024]lua.LValue) {
+	for i := range out {
+		out[i] = lua.LNumber(i)
+	}
+	return out
+}()
+
+// intValue is i as a Lua value, without allocating for small ones.
+func intValue(i int) lua.LValue {
+	if i >= 0 && i < len(smallInts) {
+		return smallInts[i]
+	}
+	return lua.LNumber(i)
+}
+
+// baseIpairs is ipairs(t): the iterator, t and 0.
+func baseIpairs(L *lua.LState) int {
+	t := L.CheckTable(1)
+	L.Push(L.Get(lua.UpvalueIndex(1)))
+	L.Push(t)
+	L.Push(intValue(0))
+	return 3
+}
+
+// ipairsNext is ipairs' iterator: i+1 and t[i+1], nothing at the first nil.
+func ipairsNext(L *lua.LState) int {
+	t := L.CheckTable(1)
+	i := L.CheckInt(2) + 1
+	v := t.RawGetInt(i)
+	if v == lua.LNil {
+		return 0
+	}
+	L.Push(intValue(i))
+	L.Push(v)
+	return 2
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
@@ -73,5 +74,74 @@ func TestStatesDoNotShareLibraryTables(t *testing.T) {
 	}
 	if got, want := fmt.Sprint(got), "[X 3.141592653589793 <nil> <nil> true]"; got != want {
 		t.Fatalf("another state sees %v, want %v", got, want)
+	}
+}
+
+// ipairs, replaced so that its indices cost no allocation, walks what
+// gopher-lua's walks and fails as it does.
+func TestIpairsIsGopherLuas(t *testing.T) {
+	for _, script := range []string{
+		`local out = {} for i, v in ipairs({10, 20, nil, 40}) do out[#out+1] = i .. "=" .. v end return table.concat(out, ",")`,
+		`local n = 0 for i in ipairs({}) do n = n + 1 end return n`,
+		`local t = {} for i = 1, 2000 do t[i] = i end local sum = 0 for i, v in ipairs(t) do sum = sum + i * v end return sum`,
+		`local f, t, i = ipairs({"a"}) return type(f), #t, i, f(t, 0)`,
+		`local ok, err = pcall(ipairs, nil) return ok, err`,
+		`local ok, err = pcall(ipairs) return ok, err`,
+	} {
+		want := runPlain(t, script)
+		s, _ := newTestState(t, evalModule(script), nil)
+		got, err := callRun(t, s)
+		if err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		if fmt.Sprint(got) != want { // positions aside: luamods' pcall and gopher-lua's place errors differently
+			t.Errorf("%s: got %v, gopher-lua's ipairs gives %s", script, got, want)
+		}
+	}
+}
+
+// runPlain runs script in a plain gopher-lua state and renders its results
+// as callRun's would be, without the position gopher-lua's pcall gives an
+// error message (luamods' leaves it to error's level).
+func runPlain(t *testing.T, script string) string {
+	t.Helper()
+	L := lua.NewState()
+	defer L.Close()
+	if err := L.DoString("return (function() " + script + " end)()"); err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	var out []any
+	for i := 1; i <= L.GetTop(); i++ {
+		v, err := FromLua(L.Get(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg, ok := v.(string); ok {
+			v = strings.TrimPrefix(msg, "<string>:1: ")
+		}
+		out = append(out, v)
+	}
+	return fmt.Sprint(out)
+}
+
+// An ipairs loop allocates nothing per step.
+func TestIpairsStepsWithoutAllocating(t *testing.T) {
+	L := lua.NewState(stateOptions)
+	defer L.Close()
+	stdlib().open(L)
+	if err := L.DoString(`t = {} for i = 1, 100 do t[i] = true end
+		function walk() local n = 0 for i, v in ipairs(t) do n = n + i end return n end`); err != nil {
+		t.Fatal(err)
+	}
+	walk := L.GetGlobal("walk")
+	run := func() {
+		if err := L.CallByParam(lua.P{Fn: walk, NRet: 1, Protect: true}); err != nil {
+			t.Fatal(err)
+		}
+		L.Pop(1)
+	}
+	run()
+	if n := testing.AllocsPerRun(20, run); n > 10 {
+		t.Fatalf("a 100-step ipairs loop allocated %v times", n)
 	}
 }

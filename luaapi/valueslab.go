@@ -42,6 +42,9 @@ func (a *valueSlab) str(s string) lua.LValue {
 
 // num returns n as a Lua value.
 func (a *valueSlab) num(n int) lua.LValue {
+	if n >= 0 && n < len(smallInts) {
+		return smallInts[n]
+	}
 	if len(a.nums) == cap(a.nums) {
 		a.nums = make([]lua.LNumber, 0, valueSlabSize)
 	}
