@@ -211,7 +211,7 @@ func tableFromLua(t *lua.LTable, depth int, budget *int) (any, error) {
 	}
 	out := make(map[string]any)
 	var err error
-	t.ForEach(func(k, e lua.LValue) {
+	eachField(t, func(k, e lua.LValue) {
 		if err != nil {
 			return
 		}
@@ -243,7 +243,7 @@ func tableFromLua(t *lua.LTable, depth int, budget *int) (any, error) {
 func isSequence(t *lua.LTable, n int) bool {
 	count := 0
 	seq := true
-	t.ForEach(func(k, _ lua.LValue) {
+	eachField(t, func(k, _ lua.LValue) {
 		if !seq {
 			return
 		}

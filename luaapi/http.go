@@ -342,11 +342,11 @@ func newHTTPRequest(L *lua.LState, method, rawURL string, args, headers lua.LVal
 // eachStringValue calls add for name → value and name → {value, ...}.
 func eachStringValue(t *lua.LTable, add func(k, v string)) error {
 	var err error
-	t.ForEach(func(k, v lua.LValue) {
+	eachField(t, func(k, v lua.LValue) {
 		name := k.String()
 		switch x := v.(type) {
 		case *lua.LTable:
-			x.ForEach(func(_, e lua.LValue) { add(name, e.String()) })
+			eachField(x, func(_, e lua.LValue) { add(name, e.String()) })
 		case lua.LString, lua.LNumber, lua.LBool:
 			add(name, x.String())
 		default:

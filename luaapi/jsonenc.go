@@ -104,7 +104,7 @@ func encodeTable(b *bytes.Buffer, t *lua.LTable, depth, max int) error {
 	var small [8]field // most objects: their keys sorted without an allocation
 	fields := small[:0]
 	var err error
-	t.ForEach(func(k, v lua.LValue) {
+	eachField(t, func(k, v lua.LValue) {
 		switch kk := k.(type) {
 		case lua.LString:
 			fields = append(fields, field{string(kk), v})

@@ -139,6 +139,34 @@ func arrayTable(vals []lua.LValue) *lua.LTable {
 	return t
 }
 
+// eachField calls f with each key and value of t, as t.ForEach, but
+// without boxing a key into a new interface for each call: the array's
+// indices come from smallInts, the other keys from the key list `next`
+// walks (in its order).
+func eachField(t *lua.LTable, f func(k, v lua.LValue)) {
+	if !directTables {
+		t.ForEach(f)
+		return
+	}
+	l := layoutOf(t)
+	for i, v := range l.array {
+		if v != lua.LNil {
+			f(intValue(i+1), v)
+		}
+	}
+	for _, k := range l.keys {
+		var v lua.LValue
+		if name, ok := k.(lua.LString); ok {
+			v = l.strdict[string(name)]
+		} else {
+			v = l.dict[k]
+		}
+		if v != nil && v != lua.LNil {
+			f(k, v)
+		}
+	}
+}
+
 // tableShape is a fixed list of string keys whose tables are built often
 // (the request table, a callback argument converted once for a chain of
 // modules): the key list and its index are made once and copied.

@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
@@ -94,5 +95,36 @@ func TestBuiltTablesInLua(t *testing.T) {
 	`)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// eachField visits what ForEach visits, in any table a module can build.
+func TestEachFieldVisitsWhatForEachDoes(t *testing.T) {
+	L := lua.NewState()
+	defer L.Close()
+	for _, script := range []string{
+		`return {}`,
+		`return {1, 2, 3}`,
+		`return {1, nil, 3, [10] = 10, [2.5] = "x", [-1] = true}`,
+		`return {a = 1, b = 2, [true] = "t"}`,
+		`local t = {a = 1, b = 2, c = 3} t.b = nil t.d = 4 t.b = 5 return t`,
+		`local t = {} for i = 1, 50 do t[i] = i end for i = 1, 50, 2 do t[i] = nil end t.x = 1 return t`,
+	} {
+		if err := L.DoString(script); err != nil {
+			t.Fatal(err)
+		}
+		tb := L.Get(-1).(*lua.LTable)
+		L.Pop(1)
+		collect := func(each func(*lua.LTable, func(k, v lua.LValue))) []string {
+			var out []string
+			each(tb, func(k, v lua.LValue) { out = append(out, k.String()+"="+v.String()) })
+			slices.Sort(out)
+			return out
+		}
+		got := collect(eachField)
+		want := collect(func(t *lua.LTable, f func(k, v lua.LValue)) { t.ForEach(f) })
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: eachField visits %v, ForEach %v", script, got, want)
+		}
 	}
 }

@@ -242,7 +242,7 @@ func responseFromLua(v lua.LValue) (*Response, error) {
 	}
 	if hs, ok := t.RawGetString("headers").(*lua.LTable); ok {
 		var bad error
-		hs.ForEach(func(k, v lua.LValue) {
+		eachField(hs, func(k, v lua.LValue) {
 			name, value := k.String(), v.String()
 			if strings.ContainsAny(name, "\r\n: ") || strings.ContainsAny(value, "\r\n") || name == "" {
 				bad = fmt.Errorf("%w: header %q would break the HTTP response", ErrBadResponse, name)
