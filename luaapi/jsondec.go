@@ -41,6 +41,7 @@ type jsonDecoder struct {
 	// arrays being read, innermost last, until each is built in one step.
 	names []string
 	vals  []lua.LValue
+	strs  valueSlab // the string values, boxed in blocks
 }
 
 func (d *jsonDecoder) space() {
@@ -70,7 +71,7 @@ func (d *jsonDecoder) value(depth int) (lua.LValue, bool) {
 		return d.array(depth)
 	case c == '"':
 		s, ok := d.string()
-		return lua.LString(s), ok
+		return d.strs.str(s), ok
 	case c == '-' || c >= '0' && c <= '9':
 		return d.number()
 	default:
