@@ -16,7 +16,7 @@ func TestTableLayoutMatchesGopherLua(t *testing.T) {
 	}
 	type other struct {
 		Metatable lua.LValue
-		array     []lua.LValue
+		Array     []lua.LValue // a name LTable does not have
 	}
 	if sameLayout(reflect.TypeFor[lua.LTable](), reflect.TypeFor[other]()) {
 		t.Fatal("sameLayout accepts a different struct")
