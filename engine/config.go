@@ -43,6 +43,10 @@ type Config struct {
 	// keys of a JSON request body; default luaapi.DefaultMaxJSONNodes.
 	MaxRequestJSONNodes int
 
+	// MaxConnections (max_connections) is how many client connections
+	// luamods serve holds open at once; default DefaultMaxConnections.
+	MaxConnections int
+
 	// Module persistence (docs/storage.md).
 	Database     storage.Options       // database: SQLite next to the config by default
 	DefaultDB    bool                  // no database: section was given
@@ -95,6 +99,9 @@ const DefaultListen = "127.0.0.1:8008"
 
 // DefaultMaxRequestBody is max_request_body's default.
 const DefaultMaxRequestBody = 10 << 20
+
+// DefaultMaxConnections is max_connections' default.
+const DefaultMaxConnections = 10000
 
 // ConfigError is one problem in the configuration, located by its YAML
 // path, in Synapse's shape.
@@ -161,6 +168,7 @@ var topLevelKeys = []string{
 	"memory_limit",
 	"max_timers", "min_timer_interval", "max_queued_calls", // limitKeys
 	"max_request_json_nodes",
+	"max_connections",
 }
 
 // LoadConfig reads and validates the configuration file at path. It reports
@@ -175,7 +183,8 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig validates configuration bytes read from path.
 func ParseConfig(path string, raw []byte) (*Config, error) {
-	cfg := &Config{Path: path, raw: raw, Listen: DefaultListen, MaxRequestBody: DefaultMaxRequestBody, MaxRequestJSONNodes: luaapi.DefaultMaxJSONNodes}
+	cfg := &Config{Path: path, raw: raw, Listen: DefaultListen, MaxRequestBody: DefaultMaxRequestBody, MaxRequestJSONNodes: luaapi.DefaultMaxJSONNodes,
+		MaxConnections: DefaultMaxConnections}
 	p := &configParser{file: path}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -219,6 +228,8 @@ func ParseConfig(path string, raw []byte) (*Config, error) {
 			cfg.MaxCallMemory = p.size(v, at)
 		case "max_request_json_nodes":
 			cfg.MaxRequestJSONNodes = p.intIn(v, at, 1, 1<<30)
+		case "max_connections":
+			cfg.MaxConnections = p.count(v, at)
 		case "memory_limit":
 			cfg.MemoryLimit = p.size(v, at)
 		case "max_timers", "min_timer_interval", "max_queued_calls":

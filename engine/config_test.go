@@ -197,3 +197,38 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxConnectionsConfig: max_connections is a whole number of at least
+// 1, 10000 when unset (in a file and in a Config built in Go); anything else
+// is an error at its YAML path and line.
+func TestMaxConnectionsConfig(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want int    // the value read, when valid
+		err  string // else the error
+	}{
+		{"server_name: x\n", DefaultMaxConnections, ""},
+		{"max_connections: 2\n", 2, ""},
+		{"max_connections: 50000\n", 50000, ""},
+		{"server_name: x\nmax_connections: 0\n", 0, "Error in configuration at 'max_connections': expected a whole number of at least 1 (luamods.yaml, line 2)"},
+		{"max_connections: -5\n", 0, "at 'max_connections': expected a whole number of at least 1"},
+		{"max_connections: lots\n", 0, "at 'max_connections': expected a whole number of at least 1"},
+		{"max_connections: 1.5\n", 0, "at 'max_connections': expected a whole number of at least 1"},
+		{"max_connections: [10]\n", 0, "at 'max_connections': expected a whole number of at least 1"},
+		{"max_connection: 10\n", 0, `unknown key "max_connection" (did you mean "max_connections"?)`},
+	} {
+		cfg, err := ParseConfig("luamods.yaml", []byte(c.yaml))
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%q: %v", c.yaml, err)
+		case c.err == "" && cfg.MaxConnections != c.want:
+			t.Errorf("%q: max_connections %d, want %d", c.yaml, cfg.MaxConnections, c.want)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q: error %v, want %q", c.yaml, err, c.err)
+		}
+	}
+	built, err := completeConfig(&Config{})
+	if err != nil || built.MaxConnections != DefaultMaxConnections {
+		t.Errorf("a Config built in Go: max_connections %v %v, want %d", built, err, DefaultMaxConnections)
+	}
+}

@@ -9,9 +9,9 @@ import (
 )
 
 // completeConfig returns a copy of a Config built in Go with the defaults
-// ParseConfig gives a file (listen, max_request_body, module_path, and per
-// module instances, timeout and config) and every module's script
-// resolved. Module paths are relative to the folder of cfg.Path, the
+// ParseConfig gives a file (listen, max_request_body, max_request_json_nodes,
+// max_connections, module_path, and per module instances, timeout and
+// config) and every module's script resolved. Module paths are relative to the folder of cfg.Path, the
 // working directory when cfg.Path is empty.
 func completeConfig(cfg *Config) (*Config, error) {
 	c := *cfg
@@ -24,6 +24,9 @@ func completeConfig(cfg *Config) (*Config, error) {
 	}
 	if c.MaxRequestJSONNodes == 0 {
 		c.MaxRequestJSONNodes = luaapi.DefaultMaxJSONNodes
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
 	}
 	if len(c.ModulePath) == 0 {
 		c.ModulePath = []string{filepath.Dir(c.Path)}
