@@ -89,11 +89,13 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 	releaseLoadGarbage()
 
 	srv := httpbridge.NewServer(httpbridge.New(eng))
-	ln, err := net.Listen("tcp", gen.Config.Listen)
+	tcp, err := net.Listen("tcp", gen.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", gen.Config.Listen, err)
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "generation", gen.ID)
+	checkMaxConnections(log, gen.Config.MaxConnections)
+	ln := limitConnections(tcp, eng, registry, log)
+	log.Info("listening", "addr", ln.Addr().String(), "generation", gen.ID, "max_connections", gen.Config.MaxConnections)
 	fmt.Fprintln(stderr, whatNow(gen, ln.Addr().String(), os.Getpid(), copied))
 	serveErr := make(chan error, 1)
 	go func() {
@@ -106,7 +108,7 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 		changes = watchFiles(ctx, eng, time.Second)
 		log.Info("watching the configuration and scripts for changes")
 	}
-	logged := gen.Config // the config whose protocol endpoints the log last described
+	logged := gen.Config // the config whose protocol endpoints and max_connections the log last described
 	reload := func(reason string) {
 		report, err := eng.Reload(ctx)
 		switch {
@@ -122,6 +124,12 @@ func serve(ctx context.Context, path string, watch, copied bool, stderr io.Write
 			}
 			if cfg.Listen != gen.Config.Listen {
 				log.Warn("listen changed: the new address takes effect at restart", "serving", gen.Config.Listen, "configured", cfg.Listen)
+			}
+			if cfg.MaxConnections != logged.MaxConnections {
+				// Read at every accept: the new maximum applies to the next connection.
+				log.Info("max_connections changed: applied to new connections", "was", logged.MaxConnections, "max_connections", cfg.MaxConnections)
+				checkMaxConnections(log, cfg.MaxConnections)
+				ln.Recheck()
 			}
 			if (cfg.HTTPAntispam == nil) != (logged.HTTPAntispam == nil) || (cfg.RestAuth == nil) != (logged.RestAuth == nil) {
 				logProtocols(log, cfg)
