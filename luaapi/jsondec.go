@@ -96,7 +96,7 @@ func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
-		return d.L.NewTable(), true
+		return d.L.CreateTable(0, 0), true
 	}
 	for {
 		d.space()
@@ -184,7 +184,7 @@ func (d *jsonDecoder) array(depth int) (lua.LValue, bool) {
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == ']' {
 		d.pos++
-		t := d.L.NewTable()
+		t := d.L.CreateTable(0, 0)
 		markArray(d.L, t)
 		return t, true
 	}
