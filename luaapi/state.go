@@ -198,8 +198,28 @@ func (f funcJob) run() { f() }
 // post queues f for the loop goroutine. It reports false when the state is
 // closed or ctx ends first.
 func (s *State) post(ctx context.Context, j job) bool {
+	return s.send(j, ctx.Done(), nil)
+}
+
+// queue queues the call c for the loop goroutine, as post, and passes its
+// parent's end on to it (callContext.parentEnded) while it waits.
+func (s *State) queue(c *call) bool {
+	if s.send(c, c.ctx.done, c.ctx.parentDone) {
+		return true
+	}
 	select {
-	case s.work <- j: // the common case, without the cost of a select on three channels
+	case <-c.ctx.parentDone:
+		c.ctx.parentEnded()
+	default:
+	}
+	return false
+}
+
+// send queues j unless the state is closed or end or alsoEnd (nil: never)
+// is closed first.
+func (s *State) send(j job, end, alsoEnd <-chan struct{}) bool {
+	select {
+	case s.work <- j: // the common case, without the cost of a select on four channels
 		return true
 	default:
 	}
@@ -207,31 +227,10 @@ func (s *State) post(ctx context.Context, j job) bool {
 	case s.work <- j:
 		return true
 	case <-s.done:
-		return false
-	case <-ctx.Done():
-		return false
+	case <-end:
+	case <-alsoEnd:
 	}
-}
-
-// queue queues the call c for the loop goroutine, as post, and passes its
-// parent's end on to it (callContext.parentEnded) while it waits.
-func (s *State) queue(c *call) bool {
-	select {
-	case s.work <- c:
-		return true
-	default:
-	}
-	select {
-	case s.work <- c:
-		return true
-	case <-s.done:
-		return false
-	case <-c.ctx.done:
-		return false
-	case <-c.ctx.parentDone:
-		c.ctx.parentEnded()
-		return false
-	}
+	return false
 }
 
 // postAlways queues f unless the state is closed; used for completions,
