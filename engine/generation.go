@@ -106,27 +106,22 @@ const maxRouteSeries = 32
 func (rr *routeRequests) counter(vec *prometheus.CounterVec, path, method string, status int) prometheus.Counter {
 	key := methodStatus{method, status}
 	old := rr.m.Load()
+	var known map[methodStatus]prometheus.Counter
 	if old != nil {
-		if c, ok := (*old)[key]; ok {
-			return c
-		}
+		known = *old
 	}
-	c := vec.WithLabelValues(path, method, strconv.Itoa(status))
-	if old != nil && len(*old) >= maxRouteSeries {
+	if c, ok := known[key]; ok {
 		return c
 	}
-	m := make(map[methodStatus]prometheus.Counter, 1+len(mapOrEmpty(old)))
-	maps.Copy(m, mapOrEmpty(old))
+	c := vec.WithLabelValues(path, method, strconv.Itoa(status))
+	if len(known) >= maxRouteSeries {
+		return c
+	}
+	m := make(map[methodStatus]prometheus.Counter, len(known)+1)
+	maps.Copy(m, known)
 	m[key] = c
 	rr.m.CompareAndSwap(old, &m) // another request's addition wins: this one is added next time
 	return c
-}
-
-func mapOrEmpty(m *map[methodStatus]prometheus.Counter) map[methodStatus]prometheus.Counter {
-	if m == nil {
-		return nil
-	}
-	return *m
 }
 
 type hook struct {
