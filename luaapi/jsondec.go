@@ -37,11 +37,13 @@ type jsonDecoder struct {
 	L    *lua.LState
 	data []byte
 	pos  int
-	// names and vals hold the members and elements of the objects and
-	// arrays being read, innermost last, until each is built in one step.
+	// names (and keys, the same as Lua values) and vals hold the members
+	// and elements of the objects and arrays being read, innermost last,
+	// until each is built in one step.
 	names []string
+	keys  []lua.LValue
 	vals  []lua.LValue
-	strs  valueSlab // the string values, boxed in blocks
+	strs  valueSlab // the string values and member names, boxed in blocks
 }
 
 func (d *jsonDecoder) space() {
@@ -92,7 +94,7 @@ func (d *jsonDecoder) value(depth int) (lua.LValue, bool) {
 func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 	d.pos++ // {
 	start, vstart := len(d.names), len(d.vals)
-	defer func() { d.names, d.vals = d.names[:start], d.vals[:vstart] }()
+	defer func() { d.names, d.keys, d.vals = d.names[:start], d.keys[:start], d.vals[:vstart] }()
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
@@ -116,7 +118,7 @@ func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 		if !ok {
 			return lua.LNil, false
 		}
-		d.names, d.vals = append(d.names, key), append(d.vals, v)
+		d.names, d.keys, d.vals = append(d.names, key), append(d.keys, d.strs.str(key)), append(d.vals, v)
 		more, ok := d.separator('}')
 		if !ok {
 			return lua.LNil, false
@@ -129,11 +131,7 @@ func (d *jsonDecoder) object(depth int) (lua.LValue, bool) {
 	if repeatsASetName(names, vals) {
 		return lua.LNil, false // the long way keeps the last, which may be null
 	}
-	var keys []lua.LValue
-	if len(names) > 2 {
-		keys = boxKeys(names) // one allocation for all the keys
-	}
-	return stringTable(names, keys, vals), true
+	return stringTable(names, d.keys[start:], vals), true
 }
 
 // repeatsASetName reports whether a member's name comes again after it

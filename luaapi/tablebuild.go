@@ -55,13 +55,10 @@ func layoutOf(t *lua.LTable) *tableLayout { return (*tableLayout)(unsafe.Pointer
 
 // boxKeys returns names as Lua values, one allocation for all of them.
 func boxKeys(names []string) []lua.LValue {
-	strs := make([]lua.LString, len(names))
+	block := valueSlab{strs: make([]lua.LString, 0, len(names))} // one block, of their number
 	keys := make([]lua.LValue, len(names))
 	for i, n := range names {
-		strs[i] = lua.LString(n)
-		v := lua.LValue(lua.LString(""))
-		(*eface)(unsafe.Pointer(&v)).word = unsafe.Pointer(&strs[i])
-		keys[i] = v
+		keys[i] = block.str(n)
 	}
 	return keys
 }
